@@ -1,0 +1,41 @@
+import type { Readable } from 'node:stream';
+import type { JobStatus } from '../shared/job-status.js';
+import type { ResolvedWorkflow } from '../shared/workflow/types.js';
+import type { LogSink } from './log-streamer.js';
+
+/** A job as the runner gets it: what to run, and the GPUs it may use. */
+export interface JobAssignment {
+  jobId: string;
+  runName: string;
+  workflow: ResolvedWorkflow;
+  /** GPU indices for CUDA_VISIBLE_DEVICES. */
+  gpus: number[];
+}
+
+/** An archive the runner unpacks into the job: a dependency's artifact or a cached folder. */
+export interface ArchiveRef {
+  /** Folder relative to the repository root, or `~/…` for the job's home. */
+  path: string;
+  open(): Readable;
+}
+
+export interface StatusFields {
+  reason?: string | null;
+  exit_code?: number | null;
+}
+
+/**
+ * Everything a job runner needs from outside: its status and logs go out, code and archives come
+ * in, artifacts and caches go out as streams. Local mode writes straight to the stores; a remote
+ * agent does the same over the WebSocket and HTTP.
+ */
+export interface JobIO {
+  setStatus(status: JobStatus, fields?: StatusFields): void;
+  log: LogSink;
+  portOpen(port: number): void;
+  checkout(dest: string): Promise<void>;
+  dependencies(): Promise<ArchiveRef[]>;
+  caches(): Promise<ArchiveRef[]>;
+  putArtifact(path: string, archive: Readable, size: { files: number; bytes: number }): Promise<void>;
+  putCache(path: string, archive: Readable, size: { files: number; bytes: number }): Promise<void>;
+}

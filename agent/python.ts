@@ -1,0 +1,35 @@
+import { execFileSync } from 'node:child_process';
+import { DstackError } from '../shared/errors.js';
+
+/**
+ * The interpreter for a Python version (`3.10` → `python3.10`, or `python3` when that is the
+ * version); no version means the machine's own `python3`.
+ */
+export function findPython(version: string | undefined, env: NodeJS.ProcessEnv): string {
+  const wanted = version?.trim();
+  const candidates = wanted ? [`python${wanted}`, 'python3', 'python'] : ['python3', 'python'];
+  const seen: string[] = [];
+  for (const exe of candidates) {
+    const v = versionOf(exe, env);
+    if (!v) continue;
+    seen.push(`${exe} (${v})`);
+    if (!wanted || v === wanted || v.startsWith(`${wanted}.`) || wanted.startsWith(`${v}.`) && wanted.split('.').length > 2) return exe;
+  }
+  const has = seen.length ? `this machine has ${[...new Set(seen)].join(', ')}` : 'this machine has no python3';
+  throw new DstackError(
+    'DSTACK_ERR_PYTHON_MISSING',
+    wanted
+      ? `python ${wanted} is not installed: ${has}; install python${wanted}, or change or remove 'python:' in the workflow`
+      : `python3 is not installed on this machine; install it to run python workflows`,
+  );
+}
+
+function versionOf(exe: string, env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    return execFileSync(exe, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { env, stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 })
+      .toString()
+      .trim();
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,47 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+/**
+ * Archives move as tar streams, produced and consumed by the system's tar, so a model of many
+ * gigabytes never sits in memory.
+ */
+export function packStream(baseDir: string, relative: string): { stream: Readable; done: Promise<void> } {
+  const child = spawn('tar', ['-cf', '-', '-C', baseDir, '--', relative], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return { stream: child.stdout, done: finished(child, 'tar -c') };
+}
+
+export async function unpack(archive: Readable, destDir: string): Promise<void> {
+  fs.mkdirSync(destDir, { recursive: true });
+  // --no-same-owner: files belong to whoever runs the job; tar itself refuses members with '..'.
+  const child = spawn('tar', ['-xf', '-', '-C', destDir, '--no-same-owner'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const done = finished(child, 'tar -x');
+  await Promise.all([pipeline(archive, child.stdin), done]);
+}
+
+function finished(child: ReturnType<typeof spawn>, what: string): Promise<void> {
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    if (stderr.length < 4000) stderr += d.toString();
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${what} failed (${code}): ${stderr.trim()}`))));
+  });
+}
+
+/** Counts the files and bytes under a path (a file or a folder), without following links. */
+export function measure(p: string): { files: number; bytes: number } {
+  const st = fs.lstatSync(p);
+  if (!st.isDirectory()) return { files: 1, bytes: st.size };
+  let files = 0;
+  let bytes = 0;
+  for (const entry of fs.readdirSync(p, { withFileTypes: true })) {
+    const m = measure(path.join(p, entry.name));
+    files += m.files;
+    bytes += m.bytes;
+  }
+  return { files, bytes };
+}

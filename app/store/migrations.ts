@@ -1,0 +1,57 @@
+/**
+ * Schema migrations, in order. Plain SQL that PostgreSQL also accepts, so the run service never
+ * depends on SQLite-only behaviour.
+ */
+export const MIGRATIONS: string[] = [
+  `CREATE TABLE runs (
+     name TEXT PRIMARY KEY,
+     repo TEXT NOT NULL,
+     workflow TEXT NOT NULL,
+     args TEXT NOT NULL,
+     submitted_at BIGINT NOT NULL,
+     executor TEXT
+   );
+   CREATE TABLE jobs (
+     id TEXT PRIMARY KEY,
+     run_name TEXT NOT NULL REFERENCES runs(name),
+     workflow TEXT NOT NULL,
+     position INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     reason TEXT,
+     exit_code INTEGER,
+     spec TEXT NOT NULL,
+     gpus TEXT,
+     submitted_at BIGINT NOT NULL,
+     started_at BIGINT,
+     finished_at BIGINT
+   );
+   CREATE INDEX jobs_by_run ON jobs(run_name);
+   CREATE TABLE job_events (
+     job_id TEXT NOT NULL REFERENCES jobs(id),
+     status TEXT NOT NULL,
+     reason TEXT,
+     at BIGINT NOT NULL
+   );
+   CREATE TABLE tags (
+     name TEXT PRIMARY KEY,
+     run_name TEXT NOT NULL REFERENCES runs(name),
+     created_at BIGINT NOT NULL
+   );
+   CREATE TABLE artifacts (
+     job_id TEXT NOT NULL REFERENCES jobs(id),
+     path TEXT NOT NULL,
+     archive TEXT NOT NULL,
+     files INTEGER NOT NULL,
+     bytes BIGINT NOT NULL,
+     PRIMARY KEY (job_id, path)
+   );
+   CREATE TABLE caches (
+     repo TEXT NOT NULL,
+     workflow TEXT NOT NULL,
+     path TEXT NOT NULL,
+     archive TEXT NOT NULL,
+     bytes BIGINT NOT NULL,
+     updated_at BIGINT NOT NULL,
+     PRIMARY KEY (repo, workflow, path)
+   );`,
+];

@@ -1,0 +1,203 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { JobStatus } from '../../shared/job-status.js';
+import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
+import { MIGRATIONS } from './migrations.js';
+
+export interface RunRow {
+  name: string;
+  repo: string;
+  workflow: string;
+  args: string;
+  submitted_at: number;
+  executor: string | null;
+}
+
+export interface JobRow {
+  id: string;
+  run_name: string;
+  workflow: string;
+  position: number;
+  status: JobStatus;
+  reason: string | null;
+  exit_code: number | null;
+  spec: string;
+  gpus: string | null;
+  submitted_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export interface ArtifactRow {
+  job_id: string;
+  path: string;
+  archive: string;
+  files: number;
+  bytes: number;
+}
+
+export interface CacheRow {
+  repo: string;
+  workflow: string;
+  path: string;
+  archive: string;
+  bytes: number;
+  updated_at: number;
+}
+
+export interface TagRow {
+  name: string;
+  run_name: string;
+  created_at: number;
+}
+
+export function jobSpec(job: JobRow): ResolvedWorkflow {
+  return JSON.parse(job.spec) as ResolvedWorkflow;
+}
+
+/**
+ * Runs, jobs, their status history, tags, artifacts' and caches' index. Plain SQL behind one
+ * interface; SQLite in WAL mode so a CLI in another terminal can read while a run writes.
+ */
+export class Store {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+    const row = this.db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+    let version = row?.version ?? 0;
+    if (!row) this.db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
+    for (; version < MIGRATIONS.length; version++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[version]!);
+        this.db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
+      })();
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  countRunsWithPrefix(prefix: string): number {
+    const row = this.db.prepare('SELECT COUNT(*) AS n FROM runs WHERE name LIKE ?').get(`${prefix}-%`) as { n: number };
+    return row.n;
+  }
+
+  insertRun(run: RunRow): void {
+    this.db
+      .prepare('INSERT INTO runs (name, repo, workflow, args, submitted_at, executor) VALUES (@name, @repo, @workflow, @args, @submitted_at, @executor)')
+      .run(run);
+  }
+
+  setExecutor(runName: string, executor: string | null): void {
+    this.db.prepare('UPDATE runs SET executor = ? WHERE name = ?').run(executor, runName);
+  }
+
+  insertJob(job: Omit<JobRow, 'reason' | 'exit_code' | 'gpus' | 'started_at' | 'finished_at'>): void {
+    this.db
+      .prepare('INSERT INTO jobs (id, run_name, workflow, position, status, spec, submitted_at) VALUES (@id, @run_name, @workflow, @position, @status, @spec, @submitted_at)')
+      .run(job);
+    this.db.prepare('INSERT INTO job_events (job_id, status, reason, at) VALUES (?, ?, ?, ?)').run(job.id, job.status, null, job.submitted_at);
+  }
+
+  getRun(name: string): RunRow | undefined {
+    return this.db.prepare('SELECT * FROM runs WHERE name = ?').get(name) as RunRow | undefined;
+  }
+
+  listRuns(): RunRow[] {
+    return this.db.prepare('SELECT * FROM runs ORDER BY submitted_at DESC, rowid DESC').all() as RunRow[];
+  }
+
+  jobsOf(runName: string): JobRow[] {
+    return this.db.prepare('SELECT * FROM jobs WHERE run_name = ? ORDER BY position').all(runName) as JobRow[];
+  }
+
+  getJob(id: string): JobRow | undefined {
+    return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+  }
+
+  /** Records a status change with its time and reason; the history stays in job_events. */
+  setJobStatus(id: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null; gpus?: string | null } = {}): void {
+    const now = Date.now();
+    this.transaction(() => {
+      const sets = ['status = @status', 'reason = @reason'];
+      if (status === 'downloading') sets.push('started_at = COALESCE(started_at, @now)');
+      if (['done', 'failed', 'stopped', 'aborted'].includes(status)) sets.push('finished_at = @now');
+      if (fields.exit_code !== undefined) sets.push('exit_code = @exit_code');
+      if (fields.gpus !== undefined) sets.push('gpus = @gpus');
+      this.db
+        .prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE id = @id`)
+        .run({ id, status, reason: fields.reason ?? null, exit_code: fields.exit_code ?? null, gpus: fields.gpus ?? null, now });
+      this.db.prepare('INSERT INTO job_events (job_id, status, reason, at) VALUES (?, ?, ?, ?)').run(id, status, fields.reason ?? null, now);
+    });
+  }
+
+  jobEvents(id: string): { status: JobStatus; reason: string | null; at: number }[] {
+    return this.db.prepare('SELECT status, reason, at FROM job_events WHERE job_id = ? ORDER BY rowid').all(id) as {
+      status: JobStatus;
+      reason: string | null;
+      at: number;
+    }[];
+  }
+
+  putArtifact(row: ArtifactRow): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO artifacts (job_id, path, archive, files, bytes) VALUES (@job_id, @path, @archive, @files, @bytes)')
+      .run(row);
+  }
+
+  artifactsOf(jobId: string): ArtifactRow[] {
+    return this.db.prepare('SELECT * FROM artifacts WHERE job_id = ? ORDER BY path').all(jobId) as ArtifactRow[];
+  }
+
+  putCache(row: CacheRow): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO caches (repo, workflow, path, archive, bytes, updated_at) VALUES (@repo, @workflow, @path, @archive, @bytes, @updated_at)')
+      .run(row);
+  }
+
+  cachesOf(repo: string, workflow: string): CacheRow[] {
+    return this.db.prepare('SELECT * FROM caches WHERE repo = ? AND workflow = ? ORDER BY path').all(repo, workflow) as CacheRow[];
+  }
+
+  deleteCaches(repo: string, workflow: string): CacheRow[] {
+    const rows = this.cachesOf(repo, workflow);
+    this.db.prepare('DELETE FROM caches WHERE repo = ? AND workflow = ?').run(repo, workflow);
+    return rows;
+  }
+
+  setTag(name: string, runName: string): void {
+    this.db.prepare('INSERT INTO tags (name, run_name, created_at) VALUES (?, ?, ?)').run(name, runName, Date.now());
+  }
+
+  getTag(name: string): TagRow | undefined {
+    return this.db.prepare('SELECT * FROM tags WHERE name = ?').get(name) as TagRow | undefined;
+  }
+
+  listTags(): TagRow[] {
+    return this.db.prepare('SELECT * FROM tags ORDER BY created_at DESC, name').all() as TagRow[];
+  }
+
+  tagsOf(runName: string): string[] {
+    return (this.db.prepare('SELECT name FROM tags WHERE run_name = ? ORDER BY name').all(runName) as { name: string }[]).map((r) => r.name);
+  }
+
+  deleteTag(name: string): boolean {
+    return this.db.prepare('DELETE FROM tags WHERE name = ?').run(name).changes > 0;
+  }
+}
