@@ -1,0 +1,49 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+/**
+ * Tar archives on disk (artifacts and caches), written through a temporary file and renamed, so a
+ * reader never sees half an archive and a failed upload leaves the previous one in place.
+ */
+export class ArchiveStore {
+  constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  /** Stores a stream under `key` (a relative path this store chose) and returns the key. */
+  async put(key: string, stream: Readable): Promise<string> {
+    const file = this.file(key);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${crypto.randomBytes(4).toString('hex')}.part`;
+    try {
+      await pipeline(stream, fs.createWriteStream(tmp));
+      fs.renameSync(tmp, file);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+    return key;
+  }
+
+  open(key: string): Readable {
+    return fs.createReadStream(this.file(key));
+  }
+
+  remove(key: string): void {
+    fs.rmSync(this.file(key), { force: true });
+  }
+
+  private file(key: string): string {
+    const full = path.resolve(this.dir, key);
+    if (!full.startsWith(path.resolve(this.dir) + path.sep)) throw new Error(`archive key escapes the store: ${key}`);
+    return full;
+  }
+}
+
+/** A short stable name for a path, for file names of archives. */
+export function digest(text: string): string {
+  return crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
+}

@@ -1,0 +1,181 @@
+import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
+import { DstackError } from '../shared/errors.js';
+import { isFinal, runStatus, type JobStatus } from '../shared/job-status.js';
+import { newRunName } from '../shared/run-names.js';
+import type { ResolvedWorkflow } from '../shared/workflow/types.js';
+import { ArchiveStore, digest } from './archive-store.js';
+import { LogStore } from './log-store.js';
+import { jobSpec, type ArtifactRow, type JobRow, type RunRow, type Store } from './store/store.js';
+
+export interface RunView {
+  run: RunRow;
+  status: JobStatus;
+  jobs: JobRow[];
+  tags: string[];
+}
+
+export interface SubmitInput {
+  repo: string;
+  workflow: string;
+  args: string;
+  runName: string;
+  /** The workflows to run, dependencies first. */
+  plan: ResolvedWorkflow[];
+  executor: string | null;
+}
+
+export interface RunServiceEvents {
+  job: [JobRow];
+  log: [string, Buffer];
+  port: [string, number];
+}
+
+/**
+ * Runs and jobs: submitting, status changes, logs, tags, artifacts and caches. It knows nothing of
+ * GitHub or of how jobs are executed; front doors listen to its events.
+ */
+export class RunService extends EventEmitter<RunServiceEvents> {
+  constructor(readonly store: Store, readonly logs: LogStore, readonly archives: ArchiveStore) {
+    super();
+  }
+
+  newRunName(): string {
+    return newRunName((prefix) => this.store.countRunsWithPrefix(prefix));
+  }
+
+  submit(input: SubmitInput): RunView {
+    const now = Date.now();
+    this.store.transaction(() => {
+      this.store.insertRun({ name: input.runName, repo: input.repo, workflow: input.workflow, args: input.args, submitted_at: now, executor: input.executor });
+      input.plan.forEach((wf, position) => {
+        this.store.insertJob({
+          id: `${input.runName}-${position}`,
+          run_name: input.runName,
+          workflow: wf.name,
+          position,
+          status: 'submitted',
+          spec: JSON.stringify(wf),
+          submitted_at: now,
+        });
+      });
+    });
+    return this.view(input.runName);
+  }
+
+  setJobStatus(jobId: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null; gpus?: string | null } = {}): void {
+    this.store.setJobStatus(jobId, status, fields);
+    this.emit('job', this.store.getJob(jobId)!);
+  }
+
+  appendLog(jobId: string, seq: number, data: Buffer): void {
+    if (this.logs.append(jobId, seq, data)) this.emit('log', jobId, data);
+  }
+
+  portOpen(jobId: string, port: number): void {
+    this.emit('port', jobId, port);
+  }
+
+  view(name: string): RunView {
+    const run = this.store.getRun(name);
+    if (!run) throw this.unknownRun(name);
+    const jobs = this.store.jobsOf(name);
+    return { run, status: runStatus(jobs), jobs, tags: this.store.tagsOf(name) };
+  }
+
+  listRuns(): RunView[] {
+    return this.store.listRuns().map((run) => {
+      const jobs = this.store.jobsOf(run.name);
+      return { run, status: runStatus(jobs), jobs, tags: this.store.tagsOf(run.name) };
+    });
+  }
+
+  /** `RUN` or `:TAG` (as `dstack artifacts` takes them) to a run. */
+  resolveRunRef(ref: string): RunView {
+    if (ref.startsWith(':')) {
+      const tag = this.store.getTag(ref.slice(1));
+      if (!tag) throw this.unknownTag(ref.slice(1));
+      return this.view(tag.run_name);
+    }
+    return this.view(ref);
+  }
+
+  /** Marks every unfinished job of runs whose executing process is gone as aborted. */
+  reconcile(isAlive: (executor: string) => boolean): void {
+    for (const run of this.store.listRuns()) {
+      const live = this.store.jobsOf(run.name).filter((j) => !isFinal(j.status));
+      if (live.length === 0 || (run.executor && isAlive(run.executor))) continue;
+      for (const job of live) {
+        this.setJobStatus(job.id, 'aborted', { reason: `the dstack process running this job exited (${run.executor ?? 'unknown'})` });
+      }
+    }
+  }
+
+  tag(runName: string, tag: string): { moved?: string } {
+    const view = this.view(runName);
+    if (!isFinal(view.status)) {
+      throw new DstackError('DSTACK_ERR_RUN_ACTIVE', `run '${runName}' is still ${view.status}; tag it once it has finished`);
+    }
+    const previous = this.store.getTag(tag);
+    this.store.transaction(() => {
+      if (previous) this.store.deleteTag(tag);
+      this.store.setTag(tag, runName);
+    });
+    return previous && previous.run_name !== runName ? { moved: previous.run_name } : {};
+  }
+
+  untag(tag: string): void {
+    if (!this.store.deleteTag(tag)) throw this.unknownTag(tag);
+  }
+
+  /** The job of `workflow` in the run tagged `tag`, for `depends-on: workflow:tag`. */
+  taggedJob(workflow: string, tag: string): JobRow {
+    const row = this.store.getTag(tag);
+    if (!row) throw this.unknownTag(tag, `depends-on '${workflow}:${tag}'`);
+    const job = this.store.jobsOf(row.run_name).find((j) => j.workflow === workflow);
+    if (!job) {
+      throw new DstackError(
+        'DSTACK_ERR_TAG_UNKNOWN',
+        `depends-on '${workflow}:${tag}': the run tagged '${tag}' (${row.run_name}) has no '${workflow}' job; tag a run of '${workflow}' with 'dstack tag RUN ${tag}'`,
+      );
+    }
+    return job;
+  }
+
+  artifactsOfRun(name: string): (ArtifactRow & { workflow: string })[] {
+    return this.store.jobsOf(name).flatMap((j) => this.store.artifactsOf(j.id).map((a) => ({ ...a, workflow: j.workflow })));
+  }
+
+  async putArtifact(jobId: string, artifactPath: string, stream: Readable, size: { files: number; bytes: number }): Promise<void> {
+    const job = this.store.getJob(jobId)!;
+    const archive = await this.archives.put(`artifacts/${job.run_name}/${jobId}/${digest(artifactPath)}.tar`, stream);
+    this.store.putArtifact({ job_id: jobId, path: artifactPath, archive, ...size });
+  }
+
+  async putCache(repo: string, workflow: string, cachePath: string, stream: Readable, size: { bytes: number }): Promise<void> {
+    const archive = await this.archives.put(`cache/${digest(repo)}/${digest(workflow)}/${digest(cachePath)}.tar`, stream);
+    this.store.putCache({ repo, workflow, path: cachePath, archive, bytes: size.bytes, updated_at: Date.now() });
+  }
+
+  pruneCache(repo: string, workflow: string): number {
+    const rows = this.store.deleteCaches(repo, workflow);
+    for (const r of rows) this.archives.remove(r.archive);
+    return rows.length;
+  }
+
+  /** The jobs whose artifacts a job gets: its in-run dependencies and tagged runs' jobs. */
+  dependencyJobs(job: JobRow): JobRow[] {
+    const siblings = this.store.jobsOf(job.run_name);
+    return jobSpec(job).dependsOn.map((dep) =>
+      dep.tag ? this.taggedJob(dep.workflow, dep.tag) : siblings.find((s) => s.workflow === dep.workflow)!,
+    );
+  }
+
+  private unknownRun(name: string): DstackError {
+    return new DstackError('DSTACK_ERR_RUN_UNKNOWN', `unknown run '${name}'; 'dstack ps -a' lists runs`);
+  }
+
+  private unknownTag(tag: string, context?: string): DstackError {
+    return new DstackError('DSTACK_ERR_TAG_UNKNOWN', `${context ? `${context}: ` : ''}unknown tag '${tag}'; 'dstack tags' lists tags, 'dstack tag RUN ${tag}' makes one`);
+  }
+}

@@ -1,0 +1,40 @@
+import { shellJoin } from '../../shared/shell-quote.js';
+
+export interface ParsedRunArgs {
+  detach: boolean;
+  /** `--NAME VALUE` for names that are variables of a workflow in the run. */
+  overrides: Record<string, string>;
+  /** Everything else, shell-quoted, for `${{ run.args }}`. */
+  args: string;
+}
+
+/**
+ * Splits what follows `dstack run WORKFLOW`: `-d`/`--detach` is dstack's; `--NAME VALUE` (or
+ * `--NAME=VALUE`) sets variable NAME when `isVariable(NAME)`; the rest is the run's arguments.
+ * After `--`, everything is the run's.
+ */
+export function parseRunArgs(tokens: readonly string[], isVariable: (name: string) => boolean): ParsedRunArgs {
+  const rest: string[] = [];
+  const overrides: Record<string, string> = {};
+  let detach = false;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t === '--') {
+      rest.push(...tokens.slice(i + 1));
+      break;
+    }
+    if (t === '-d' || t === '--detach') {
+      detach = true;
+      continue;
+    }
+    const m = /^--([A-Za-z_][A-Za-z0-9_-]*)(?:=(.*))?$/s.exec(t);
+    if (m && isVariable(m[1]!)) {
+      if (m[2] !== undefined) overrides[m[1]!] = m[2];
+      else if (i + 1 < tokens.length) overrides[m[1]!] = tokens[++i]!;
+      else rest.push(t);
+      continue;
+    }
+    rest.push(t);
+  }
+  return { detach, overrides, args: shellJoin(rest) };
+}

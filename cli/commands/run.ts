@@ -1,0 +1,153 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { copySource } from '../../agent/source-copy.js';
+import { detectResources } from '../../agent/resources.js';
+import { RunExecutor, type StopMode } from '../../app/run-executor.js';
+import type { RunService, RunView } from '../../app/run-service.js';
+import { DstackError } from '../../shared/errors.js';
+import { unmetResources, type MachineResources } from '../../shared/resources.js';
+import { Project } from '../../shared/workflow/project.js';
+import { colorsEnabled, paint, statusColor } from '../output/colors.js';
+import { LogPrinter } from '../output/log-printer.js';
+import { table } from '../output/table.js';
+import { ago, duration } from '../output/time.js';
+import { executorIdentity } from '../local/executor-identity.js';
+import { findRepoRoot, openLocal, type LocalContext } from '../local/local-context.js';
+import { LocalWorker, runSourceDir } from '../local/local-worker.js';
+import { parseRunArgs } from './run-args.js';
+
+export async function runCommand(workflow: string, tokens: string[], opts: { detach?: boolean }): Promise<number> {
+  const root = findRepoRoot();
+  const project = Project.load(root);
+  const closure = project.closure(workflow);
+  const variableNames = new Set(closure.flatMap((wf) => Object.keys(project.variablesOf(wf))));
+  const parsed = parseRunArgs(tokens, (name) => variableNames.has(name));
+  const detach = Boolean(opts.detach || parsed.detach);
+
+  const ctx = openLocal();
+  try {
+    const { service } = ctx;
+    const runName = service.newRunName();
+    const plan = closure.map((name) => project.resolve(name, { args: parsed.args, runName, overrides: parsed.overrides }));
+    for (const wf of plan) for (const dep of wf.dependsOn) if (dep.tag) service.taggedJob(dep.workflow, dep.tag);
+    const machine = await detectResources();
+    for (const wf of plan) {
+      const unmet = unmetResources(wf.resources, machine);
+      if (unmet) throw new DstackError('DSTACK_ERR_RESOURCES', `workflow '${wf.name}' ${unmet}; lower 'resources' in the workflow, or run it on a machine that has them`);
+    }
+
+    // The run gets the folder as it is now: later edits do not leak into it.
+    const sourceDir = runSourceDir(ctx.paths.runs, runName);
+    copySource(root, sourceDir);
+    const view = service.submit({ repo: root, workflow, args: parsed.args, runName, plan, executor: executorIdentity() });
+    const colors = colorsEnabled();
+    process.stdout.write(runTable([view], colors));
+
+    if (detach) {
+      const child = spawn(process.execPath, [process.argv[1]!, '__execute', runName], {
+        detached: true,
+        stdio: 'ignore',
+        cwd: root,
+        env: process.env,
+      });
+      child.unref();
+      service.store.setExecutor(runName, executorIdentity(child.pid));
+      process.stdout.write(`\nDetached. Follow with: dstack logs ${runName} -f\n`);
+      return 0;
+    }
+    return await execute(ctx, runName, machine, true);
+  } finally {
+    ctx.close();
+  }
+}
+
+/** `dstack run -d` runs here, in a background process of its own. */
+export async function executeDetached(runName: string): Promise<number> {
+  const ctx = openLocal();
+  try {
+    ctx.service.store.setExecutor(runName, executorIdentity());
+    return await execute(ctx, runName, await detectResources(), false);
+  } finally {
+    ctx.close();
+  }
+}
+
+async function execute(ctx: LocalContext, runName: string, machine: MachineResources, attached: boolean): Promise<number> {
+  const { service } = ctx;
+  const view = service.view(runName);
+  const colors = attached && colorsEnabled();
+  const color = paint(colors);
+  const labels = new Map(view.jobs.map((j) => [j.id, j.workflow]));
+  const printer = new LogPrinter(process.stdout, labels, colors);
+  const worker = new LocalWorker({
+    service,
+    resources: machine,
+    workRoot: ctx.paths.work,
+    sourceDir: runSourceDir(ctx.paths.runs, runName),
+    repo: view.run.repo,
+    graceSeconds: Number(process.env.DSTACK_STOP_GRACE_SECONDS ?? 10),
+    backpressure: attached ? () => printer.backpressure() : undefined,
+  });
+  const executor = new RunExecutor(service, worker, runName);
+
+  if (attached) {
+    service.on('log', (jobId, data) => printer.write(jobId, data));
+    service.on('port', (jobId, port) => printer.line(color('cyan', `${labels.get(jobId)}: port ${port} is open at http://127.0.0.1:${port}`)));
+    service.on('job', (job) => {
+      if (job.status === 'failed' && job.reason && job.exit_code === null) printer.line(color('red', `${job.workflow}: ${job.reason}`));
+    });
+  }
+  let interrupts = 0;
+  const onSignal = (mode: StopMode) => () => {
+    interrupts++;
+    const abort = mode === 'abort' || interrupts > 1;
+    if (attached) {
+      printer.line(color('yellow', abort ? 'Aborting…' : 'Stopping… (press Ctrl+C again to abort)'));
+    }
+    executor.stop(abort ? 'abort' : 'stop');
+  };
+  const onInt = onSignal('stop');
+  const onTerm = onSignal('abort');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  process.on('SIGHUP', onTerm);
+  try {
+    const final = await executor.execute();
+    if (attached) process.stdout.write('\n' + jobSummary(final, colors));
+    return final.jobs.every((j) => j.status === 'done') ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    process.off('SIGHUP', onTerm);
+    fs.rmSync(path.dirname(runSourceDir(ctx.paths.runs, runName)), { recursive: true, force: true });
+  }
+}
+
+export function runTable(views: RunView[], colors: boolean): string {
+  const color = paint(colors);
+  return table(
+    ['RUN', 'WORKFLOW', 'SUBMITTED', 'STATUS', 'TAG'],
+    views.map((v) => [v.run.name, v.run.workflow, ago(v.run.submitted_at), color(statusColor(v.status), capitalize(v.status)), v.tags.join(', ')]),
+  );
+}
+
+export function jobSummary(view: RunView, colors: boolean): string {
+  const color = paint(colors);
+  return table(
+    ['JOB', 'STATUS', 'EXIT', 'TIME', 'REASON'],
+    view.jobs.map((j) => [
+      j.workflow,
+      color(statusColor(j.status), j.status),
+      j.exit_code === null ? '-' : String(j.exit_code),
+      j.started_at && j.finished_at ? duration(j.finished_at - j.started_at) : '-',
+      j.status === 'done' ? '' : (j.reason ?? ''),
+    ]),
+  );
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+export type { RunService };

@@ -1,0 +1,62 @@
+import path from 'node:path';
+import { JobRunner } from '../../agent/job-runner.js';
+import type { JobIO } from '../../agent/job-io.js';
+import { copySource } from '../../agent/source-copy.js';
+import type { StartedJob, Worker } from '../../app/run-executor.js';
+import type { RunService } from '../../app/run-service.js';
+import { jobSpec, type JobRow } from '../../app/store/store.js';
+import type { MachineResources } from '../../shared/resources.js';
+
+export interface LocalWorkerOptions {
+  service: RunService;
+  resources: MachineResources;
+  workRoot: string;
+  /** The run's snapshot of the user's folder, taken when it was submitted. */
+  sourceDir: string;
+  repo: string;
+  graceSeconds?: number;
+  /** Lets a slow terminal slow the job down instead of buffering its output without bound. */
+  backpressure?: () => Promise<void> | undefined;
+}
+
+/** The in-process agent of local mode: runs jobs with the agent's JobRunner, straight on the stores. */
+export class LocalWorker implements Worker {
+  readonly resources: MachineResources;
+
+  constructor(private readonly options: LocalWorkerOptions) {
+    this.resources = options.resources;
+  }
+
+  start(job: JobRow, gpus: number[]): StartedJob {
+    const runner = new JobRunner({ jobId: job.id, runName: job.run_name, workflow: jobSpec(job), gpus }, this.io(job), {
+      workRoot: this.options.workRoot,
+      graceSeconds: this.options.graceSeconds,
+    });
+    return { done: runner.run(), stop: (mode) => runner.stop(mode) };
+  }
+
+  private io(job: JobRow): JobIO {
+    const { service, sourceDir, repo } = this.options;
+    const archives = service.archives;
+    return {
+      setStatus: (status, fields) => service.setJobStatus(job.id, status, fields),
+      log: (chunk) => {
+        service.appendLog(job.id, chunk.seq, chunk.data);
+        return this.options.backpressure?.();
+      },
+      portOpen: (port) => service.portOpen(job.id, port),
+      checkout: async (dest) => {
+        copySource(sourceDir, dest);
+      },
+      dependencies: async () =>
+        service.dependencyJobs(job).flatMap((dep) => service.store.artifactsOf(dep.id).map((a) => ({ path: a.path, open: () => archives.open(a.archive) }))),
+      caches: async () => service.store.cachesOf(repo, job.workflow).map((c) => ({ path: c.path, open: () => archives.open(c.archive) })),
+      putArtifact: (p, stream, size) => service.putArtifact(job.id, p, stream, size),
+      putCache: (p, stream, size) => service.putCache(repo, job.workflow, p, stream, size),
+    };
+  }
+}
+
+export function runSourceDir(runsDir: string, runName: string): string {
+  return path.join(runsDir, runName, 'source');
+}

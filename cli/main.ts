@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { isDstackError } from '../shared/errors.js';
+import { VERSION } from './version.js';
+
+/**
+ * The `dstack` command. Each command's module is imported only when it runs, so `dstack --help`
+ * answers without loading the store, node-pty or the workflow loader.
+ */
+export function buildProgram(): Command {
+  const program = new Command('dstack')
+    .description('Run ML workflows defined in .dstack/ on this machine (or, later, on your own GPU runners)')
+    .version(VERSION, '-v, --version')
+    .showSuggestionAfterError(true)
+    .enablePositionalOptions(true)
+    .configureOutput({ outputError: (str, write) => write(str) });
+
+  program
+    .command('run')
+    .description('Run a workflow and its dependencies; stream the logs until it ends')
+    .argument('<workflow>', 'the workflow to run')
+    .argument('[args...]', '--NAME VALUE overrides variable NAME; everything else goes to ${{ run.args }}')
+    .option('-d, --detach', 'submit the run and return at once; follow it with `dstack logs RUN -f`')
+    .allowUnknownOption(true)
+    .helpOption('-h, --help', 'show help for run')
+    .passThroughOptions(true)
+    .action(async (workflow: string, args: string[], opts: { detach?: boolean }) => {
+      const { runCommand } = await import('./commands/run.js');
+      process.exitCode = await runCommand(workflow, args, opts);
+    });
+
+  program
+    .command('ps')
+    .description('List runs: unfinished ones (or the last one), or all with -a')
+    .option('-a, --all', 'list all runs')
+    .option('--json', 'print JSON (see README: JSON output)')
+    .action(async (opts: { all?: boolean; json?: boolean }) => {
+      const { psCommand } = await import('./commands/ps.js');
+      psCommand(opts);
+    });
+
+  program
+    .command('logs')
+    .description("Print a run's logs")
+    .argument('<run>', 'the run name')
+    .option('-f, --follow', 'keep printing until the run ends')
+    .action(async (run: string, opts: { follow?: boolean }) => {
+      const { logsCommand } = await import('./commands/logs.js');
+      await logsCommand(run, opts);
+    });
+
+  program
+    .command('stop')
+    .description('Stop a run: SIGINT, a grace period, then SIGTERM and SIGKILL; artifacts are saved')
+    .argument('<run>', 'the run name')
+    .option('-x, --abort', 'kill at once, without saving artifacts')
+    .action(async (run: string, opts: { abort?: boolean }) => {
+      const { stopCommand } = await import('./commands/stop.js');
+      process.exitCode = await stopCommand(run, opts);
+    });
+
+  program
+    .command('tag')
+    .description('Tag a finished run, so `depends-on: WORKFLOW:TAG` can use its artifacts (moves an existing tag)')
+    .argument('<run>', 'the run name')
+    .argument('<tag>', 'the tag, e.g. latest')
+    .action(async (run: string, tag: string) => {
+      const { tagCommand } = await import('./commands/tags.js');
+      tagCommand(run, tag);
+    });
+
+  program
+    .command('untag')
+    .description('Delete a tag (the run and its artifacts stay)')
+    .argument('<tag>', 'the tag')
+    .action(async (tag: string) => {
+      const { untagCommand } = await import('./commands/tags.js');
+      untagCommand(tag);
+    });
+
+  program
+    .command('tags')
+    .description('List tags')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const { tagsCommand } = await import('./commands/tags.js');
+      tagsCommand(opts);
+    });
+
+  const artifacts = program.command('artifacts').description("List or download a run's artifacts");
+  artifacts
+    .command('list')
+    .description('List the artifacts of a run, or of the run with a tag (:TAG)')
+    .argument('<run>', 'RUN or :TAG')
+    .option('--json', 'print JSON')
+    .action(async (run: string, opts: { json?: boolean }) => {
+      const { artifactsListCommand } = await import('./commands/artifacts.js');
+      artifactsListCommand(run, opts);
+    });
+  artifacts
+    .command('download')
+    .description('Download the artifacts of a run, or of the run with a tag (:TAG), at their paths')
+    .argument('<run>', 'RUN or :TAG')
+    .option('-o, --output <dir>', 'the folder to put them in', '.')
+    .option('--force', 'overwrite files that exist already')
+    .action(async (run: string, opts: { output: string; force?: boolean }) => {
+      const { artifactsDownloadCommand } = await import('./commands/artifacts.js');
+      await artifactsDownloadCommand(run, opts);
+    });
+
+  const prune = program.command('prune').description('Delete saved data');
+  prune
+    .command('cache')
+    .description("Empty a workflow's cache in this repository")
+    .argument('<workflow>', 'the workflow')
+    .action(async (workflow: string) => {
+      const { pruneCacheCommand } = await import('./commands/prune.js');
+      pruneCacheCommand(workflow);
+    });
+
+  program
+    .command('schema')
+    .description('Print the JSON Schema of .dstack/workflows.yaml, for editors')
+    .action(async () => {
+      const { workflowsJsonSchema } = await import('../shared/workflow/schema.js');
+      process.stdout.write(JSON.stringify(workflowsJsonSchema(), null, 2) + '\n');
+    });
+
+  // Runs a submitted run in the background for `dstack run -d`; not for people.
+  program
+    .command('__execute', { hidden: true })
+    .argument('<run>')
+    .action(async (run: string) => {
+      const { executeDetached } = await import('./commands/run.js');
+      process.exitCode = await executeDetached(run);
+    });
+
+  for (const cmd of program.commands) cmd.exitOverride();
+  program.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    process.exitCode = reportError(err);
+  }
+}
+
+/** One line on stderr and exit code 1; a stack trace only with DSTACK_DEBUG=1. */
+export function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // Commander printed its message (or the help) already.
+    return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 1;
+  }
+  if (isDstackError(err)) {
+    process.stderr.write(`dstack: error: ${err.message}\n`);
+  } else {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`dstack: unexpected error: ${message}\n  (run again with DSTACK_DEBUG=1 for details, and please report it)\n`);
+  }
+  if (process.env.DSTACK_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
+  return 1;
+}
