@@ -9,14 +9,14 @@ export function confinedPath(p: string, base: string, what: string, where: strin
   if (allowHome && (p === '~' || p.startsWith('~/'))) {
     const rest = path.posix.normalize(p.slice(1).replace(/^\/+/, '') || '.');
     if (rest === '..' || rest.startsWith('../')) throw escapes(p, what, where, 'the home folder');
-    return rest === '.' ? '~' : `~/${rest}`;
+    return rest === '.' ? '~' : `~/${rest.replace(/\/+$/, '')}`;
   }
   if (path.posix.isAbsolute(p) || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('~')) {
     throw escapes(p, what, where, 'the working directory');
   }
   const inside = path.posix.normalize(p);
   if (inside === '..' || inside.startsWith('../')) throw escapes(p, what, where, 'the working directory');
-  return path.posix.normalize(path.posix.join(base, inside));
+  return path.posix.normalize(path.posix.join(base, inside)).replace(/(.)\/+$/, '$1');
 }
 
 function escapes(p: string, what: string, where: string, folder: string): DstackError {

@@ -40,7 +40,7 @@ export class Project {
     const project = new Project(root);
     project.readVariables();
     project.readWorkflows();
-    for (const name of project.entries.keys()) project.resolve(name);
+    for (const name of project.entries.keys()) project.check(name);
     for (const name of project.entries.keys()) project.closure(name);
     return project;
   }
@@ -83,6 +83,14 @@ export class Project {
     return order;
   }
 
+  /** Checks one workflow as `resolve` would, but lets a custom provider pass (it is valid, if not runnable). */
+  private check(name: string): void {
+    const entry = this.entry(name);
+    const raw = interpolate(entry.raw, { variables: this.variablesOf(name), run: { args: '', name: '' }, workflow: name }, entry.file, entry.path);
+    const validated = validateWorkflow(raw, entry.file, entry.path);
+    if (validated.kind === 'builtin') this.normalise(validated.spec, entry);
+  }
+
   /** One workflow with its expressions resolved for a run, validated and normalised. */
   resolve(name: string, options: ResolveOptions = {}): ResolvedWorkflow {
     const entry = this.entry(name);
@@ -110,7 +118,13 @@ export class Project {
     const workingDir = 'working_dir' in spec && spec.working_dir ? confinedPath(spec.working_dir, '.', 'working_dir', at('working_dir')) : '.';
     const paths = (key: 'artifacts' | 'cache', allowHome: boolean) =>
       ((spec as { [k: string]: unknown })[key] as (string | { path: string })[] | undefined ?? []).map((p, i) =>
-        confinedPath(typeof p === 'string' ? p : p.path, workingDir, key === 'artifacts' ? 'artifact path' : 'cache path', at(key, i), allowHome),
+        confinedPath(
+          typeof p === 'string' ? p : p.path,
+          workingDir,
+          key === 'artifacts' ? 'artifact path' : 'cache path',
+          typeof p === 'string' ? at(key, i) : at(key, i, 'path'),
+          allowHome,
+        ),
       );
     const artifacts = paths('artifacts', false);
     if (spec.provider === 'curl') confinedPath(spec.output, workingDir, 'output', at('output'));
@@ -182,8 +196,11 @@ export class Project {
     if (file.value === null) return;
     const parsed = variablesFile.safeParse(file.value);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const where = formatPosition(file.at(issue.path as (string | number)[]));
+      const issues = parsed.error.issues;
+      const issue = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0]!;
+      const where = formatPosition(
+        issue.code === 'unrecognized_keys' ? file.keyAt([...(issue.path as string[]), issue.keys[0]!]) : file.at(issue.path as (string | number)[]),
+      );
       const what = issue.code === 'unrecognized_keys' ? `unknown key '${issue.keys[0]}'` : `invalid '${issue.path.join('.') || 'variables'}'`;
       throw new DstackError(
         'DSTACK_ERR_WORKFLOW_INVALID',

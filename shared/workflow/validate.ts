@@ -35,9 +35,11 @@ export function validateWorkflow(raw: unknown, file: YamlFile, path: Path): Vali
 }
 
 function parse<S extends z.ZodType>(schema: S, entry: unknown, file: YamlFile, path: Path, label: string): z.infer<S> {
-  const result = schema.safeParse(entry);
+  const result = schema.safeParse(entry, { reportInput: true });
   if (result.success) return result.data;
-  throw invalid(describeIssue(firstIssue(result.error.issues), schema, file, path, label));
+  // A misspelt key explains a "missing" one better than the other way round.
+  const issues = [...result.error.issues].sort((a, b) => Number(b.code === 'unrecognized_keys') - Number(a.code === 'unrecognized_keys'));
+  throw invalid(describeIssue(firstIssue(issues), schema, file, path, label));
 }
 
 type Issue = z.core.$ZodIssue;
