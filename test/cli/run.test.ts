@@ -1,0 +1,133 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cli, makeRepo, ROOT, tempDir } from '../helpers/cli.js';
+
+const bash = (name: string, commands: string[], extra = '') =>
+  `  - name: ${name}\n    provider: bash\n    commands:\n${commands.map((c) => `      - ${JSON.stringify(c)}`).join('\n')}\n${extra}`;
+
+function repo(workflows: string, more: Record<string, string> = {}) {
+  return makeRepo({ '.dstack/workflows.yaml': `workflows:\n${workflows}`, ...more });
+}
+
+async function psJson(cwd: string, home: string) {
+  const r = await cli(['ps', '-a', '--json'], { cwd, home });
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout) as {
+    name: string;
+    status: string;
+    workflow: string;
+    submitted_at: string;
+    jobs: { workflow: string; status: string; exit_code: number | null; reason: string | null }[];
+  }[];
+}
+
+describe('dstack run', () => {
+  it('runs the quick-start example: prepare, then train with its artifacts', async () => {
+    const home = tempDir();
+    const cwd = path.join(ROOT, 'examples/quickstart');
+    const r = await cli(['run', 'train'], { cwd, home });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^RUN +WORKFLOW +SUBMITTED +STATUS +TAG\n[a-z]+-[a-z]+-\d+ +train +now +Submitted\n/);
+    expect(r.stdout).toContain('wrote 2000 samples to data/train.csv');
+    const [, w, b] = /saved checkpoint\/model\.txt: w=(\S+) b=(\S+)/.exec(r.stdout)!;
+    expect(Number(w)).toBeCloseTo(3, 1);
+    expect(Number(b)).toBeCloseTo(-2, 1);
+    const [run] = await psJson(cwd, home);
+    expect(run!.status).toBe('done');
+    expect(run!.jobs.map((j) => [j.workflow, j.status, j.exit_code])).toEqual([
+      ['prepare', 'done', 0],
+      ['train', 'done', 0],
+    ]);
+    // The user's folder is untouched: jobs ran in a copy.
+    expect(fs.existsSync(path.join(cwd, 'data'))).toBe(false);
+    expect(fs.existsSync(path.join(cwd, 'checkpoint'))).toBe(false);
+  });
+
+  it('passes --NAME VALUE to variables and everything else, shell-quoted, to run.args', async () => {
+    const home = tempDir();
+    const cwd = repo(bash('echo', ['printf "<%s>" ${{ run.args }}; echo', 'echo "epochs=${{ epochs }} run=${{ run.name }} name=$RUN_NAME"']), {
+      '.dstack/variables.yaml': 'variables:\n  echo:\n    epochs: 1\n',
+    });
+    const r = await cli(['run', 'echo', '--epochs', '7', '--batch-size', '32', 'two words', "it's"], { cwd, home });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("<--batch-size><32><two words><it's>");
+    const name = /^(\S+-\d+) /m.exec(r.stdout.split('\n')[1]!)![1];
+    expect(r.stdout).toContain(`epochs=7 run=${name} name=${name}`);
+  });
+
+  it('stops at the first failing command and exits 1 with the exit code recorded', async () => {
+    const home = tempDir();
+    const cwd = repo(bash('fail', ['echo before', 'exit 3', 'echo after']));
+    const r = await cli(['run', 'fail'], { cwd, home });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('before');
+    expect(r.stdout).not.toContain('after');
+    const [run] = await psJson(cwd, home);
+    expect(run!.status).toBe('failed');
+    expect(run!.jobs[0]).toMatchObject({ status: 'failed', exit_code: 3, reason: 'exit code 3' });
+  });
+
+  it('does not run a job whose dependency failed', async () => {
+    const home = tempDir();
+    const cwd = repo(bash('a', ['exit 1']) + bash('b', ['echo ran-b'], '    depends-on: [a]\n'));
+    const r = await cli(['run', 'b'], { cwd, home });
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain('ran-b');
+    const [run] = await psJson(cwd, home);
+    expect(run!.jobs[1]).toMatchObject({ workflow: 'b', status: 'failed', reason: "not run: dependency 'a' failed" });
+  });
+
+  it('runs jobs under a pty, with their own HOME and the run identity in the environment', async () => {
+    const home = tempDir();
+    const cwd = repo(bash('env', ['test -t 1 && echo "tty=yes"', 'echo "home=$HOME"', 'echo "job=$JOB_ID py=$PYTHONUNBUFFERED cuda=[$CUDA_VISIBLE_DEVICES]"', 'echo "x=$X"'], '    env:\n      - X=from-env\n'));
+    const r = await cli(['run', 'env'], { cwd, home });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('tty=yes');
+    expect(r.stdout).toMatch(new RegExp(`home=${home}/jobs/[a-z]+-[a-z]+-\\d+-0/home`));
+    expect(r.stdout).toMatch(/job=[a-z]+-[a-z]+-\d+-0 py=1 cuda=\[\]/);
+    expect(r.stdout).toContain('x=from-env');
+  });
+
+  it('gives the job an exact copy of the folder that respects .gitignore, also outside git', async () => {
+    const home = tempDir();
+    const cwd = repo(bash('ls', ['find . -type f -not -path "./.dstack/*" | sort', 'echo changed > kept.txt']), {
+      '.gitignore': 'big/\n*.bin\n',
+      'kept.txt': 'original\n',
+      'sub/.gitignore': 'local.txt\n',
+      'sub/local.txt': 'x',
+      'sub/code.py': 'x',
+      'big/data.csv': 'x',
+      'weights.bin': 'x',
+    });
+    const r = await cli(['run', 'ls'], { cwd, home });
+    expect(r.code).toBe(0);
+    const listed = r.stdout.split(/\r?\n/).filter((l) => l.startsWith('./'));
+    expect(listed).toEqual(['./.gitignore', './kept.txt', './sub/.gitignore', './sub/code.py']);
+    expect(fs.readFileSync(path.join(cwd, 'kept.txt'), 'utf8')).toBe('original\n');
+  });
+
+  it('refuses an unknown workflow with the defined ones listed, and no stack trace', async () => {
+    const home = tempDir();
+    const cwd = repo(bash('prepare', ['true']) + bash('train', ['true']));
+    const r = await cli(['run', 'trian'], { cwd, home });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe("dstack: error: unknown workflow 'trian' (did you mean 'train'?); defined workflows: prepare, train\n");
+    expect(r.stdout).toBe('');
+  });
+
+  it('refuses invalid workflow files with file, line and column', async () => {
+    const home = tempDir();
+    const cwd = makeRepo({ '.dstack/workflows/x.yaml': 'workflows:\n  - name: a\n    provider: bash\n    commands: [true]\n    artefacts: [out]\n' });
+    const r = await cli(['run', 'a'], { cwd, home });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe("dstack: error: .dstack/workflows/x.yaml:5:5: unknown key 'artefacts' in workflow 'a' (did you mean 'artifacts'?)\n");
+  });
+
+  it('says when there are no workflows', async () => {
+    const r = await cli(['run', 'a'], { cwd: tempDir(), home: tempDir() });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^dstack: error: no workflows in .*: create \.dstack\/workflows\.yaml/);
+  });
+});
