@@ -1,0 +1,119 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cli, makeRepo, startCli, tempDir, waitFor } from '../helpers/cli.js';
+
+const runName = (stdout: string) => /^([a-z]+-[a-z]+-\d+) /m.exec(stdout.split('\n')[1]!)![1]!;
+
+// The job traps SIGINT like a training script that saves a checkpoint before it exits.
+const workflows = [
+  'workflows:',
+  '  - name: long',
+  '    provider: bash',
+  '    commands:',
+  '      - mkdir -p out',
+  "      - trap 'echo interrupted > out/state; echo got-sigint; exit 130' INT",
+  '      - echo started > out/state',
+  '      - echo ready',
+  '      - for i in $(seq 1 600); do sleep 0.1; done',
+  '    artifacts: [out]',
+  '  - name: after',
+  '    provider: bash',
+  '    depends-on: [long]',
+  '    commands: [echo never]',
+  '',
+].join('\n');
+
+async function ps(cwd: string, home: string) {
+  return JSON.parse((await cli(['ps', '-a', '--json'], { cwd, home })).stdout) as {
+    name: string;
+    status: string;
+    jobs: { workflow: string; status: string; reason: string | null }[];
+  }[];
+}
+
+describe('stopping runs', () => {
+  it('Ctrl+C once stops the run: the job gets SIGINT, artifacts are saved, the run ends stopped', async () => {
+    const home = tempDir();
+    const cwd = makeRepo({ '.dstack/workflows.yaml': workflows });
+    const child = startCli(['run', 'after'], { cwd, home });
+    await waitFor(() => child.output().stdout.includes('ready'), 20_000, 'the job to start');
+    child.kill('SIGINT');
+    const r = await child.exited;
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('Stopping… (press Ctrl+C again to abort)');
+    expect(r.stdout).toContain('got-sigint');
+    const [run] = await ps(cwd, home);
+    expect(run!.status).toBe('stopped');
+    expect(run!.jobs).toMatchObject([
+      { workflow: 'long', status: 'stopped', reason: 'stopped by the user' },
+      { workflow: 'after', status: 'stopped', reason: 'stopped before it started' },
+    ]);
+    const out = tempDir();
+    await cli(['artifacts', 'download', run!.name, '-o', out], { cwd, home });
+    expect(fs.readFileSync(path.join(out, 'out/state'), 'utf8')).toBe('interrupted\n');
+  });
+
+  it('Ctrl+C twice aborts a job that ignores SIGINT, without waiting for the grace period', async () => {
+    const home = tempDir();
+    const cwd = makeRepo({
+      '.dstack/workflows.yaml': "workflows:\n  - name: stubborn\n    provider: bash\n    commands:\n      - trap '' INT\n      - echo ready\n      - for i in $(seq 1 600); do sleep 0.1; done\n",
+    });
+    const child = startCli(['run', 'stubborn'], { cwd, home, env: { DSTACK_STOP_GRACE_SECONDS: '60' } });
+    await waitFor(() => child.output().stdout.includes('ready'), 20_000, 'the job to start');
+    child.kill('SIGINT');
+    await waitFor(() => child.output().stdout.includes('Stopping…'), 10_000, 'the stop to begin');
+    child.kill('SIGINT');
+    const r = await child.exited;
+    expect(r.stdout).toContain('Aborting…');
+    expect(r.code).toBe(1);
+    const [run] = await ps(cwd, home);
+    expect(run!.jobs[0]).toMatchObject({ status: 'aborted', reason: 'aborted by the user' });
+  });
+
+  it('runs detached with -d, follows with logs -f, and dstack stop ends it with artifacts kept', async () => {
+    const home = tempDir();
+    const cwd = makeRepo({ '.dstack/workflows.yaml': workflows });
+    const r = await cli(['run', 'long', '-d'], { cwd, home });
+    expect(r.code).toBe(0);
+    const name = runName(r.stdout);
+    expect(r.stdout).toContain(`Detached. Follow with: dstack logs ${name} -f`);
+    const follow = startCli(['logs', name, '-f'], { cwd, home });
+    await waitFor(() => follow.output().stdout.includes('ready'), 20_000, 'logs -f to show the job');
+    const stop = await cli(['stop', name], { cwd, home });
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toBe(`Stopping ${name}…\n${name}: stopped\n`);
+    const followed = await follow.exited;
+    expect(followed.code).toBe(0);
+    expect(followed.stdout).toContain('got-sigint');
+    const logs = await cli(['logs', name], { cwd, home });
+    expect(logs.stdout).toBe(followed.stdout);
+    const list = JSON.parse((await cli(['artifacts', 'list', name, '--json'], { cwd, home })).stdout);
+    expect(list).toEqual([{ workflow: 'long', path: 'out', files: 1, bytes: 'interrupted\n'.length }]);
+  });
+
+  it('stop --abort kills at once and the run ends aborted', async () => {
+    const home = tempDir();
+    const cwd = makeRepo({ '.dstack/workflows.yaml': workflows });
+    const name = runName((await cli(['run', 'long', '-d'], { cwd, home })).stdout);
+    await waitFor(async () => (await cli(['logs', name], { cwd, home })).stdout.includes('ready'), 20_000, 'the job to start');
+    const stop = await cli(['stop', name, '--abort'], { cwd, home });
+    expect(stop.stdout).toBe(`Aborting ${name}…\n${name}: aborted\n`);
+    const [run] = await ps(cwd, home);
+    expect(run!.jobs[0]).toMatchObject({ status: 'aborted', reason: 'aborted by the user' });
+  });
+
+  it('shows the run of a CLI that was killed as aborted, not running forever', async () => {
+    const home = tempDir();
+    const cwd = makeRepo({ '.dstack/workflows.yaml': workflows });
+    const child = startCli(['run', 'long'], { cwd, home });
+    await waitFor(() => child.output().stdout.includes('ready'), 20_000, 'the job to start');
+    child.kill('SIGKILL');
+    await child.exited;
+    const [run] = await ps(cwd, home);
+    expect(run!.status).toBe('aborted');
+    expect(run!.jobs[0]!.reason).toMatch(/^the dstack process running this job exited/);
+    // The log written before the crash is still there.
+    expect((await cli(['logs', run!.name], { cwd, home })).stdout).toContain('ready');
+  });
+});
