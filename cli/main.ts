@@ -15,16 +15,23 @@ export function buildProgram(): Command {
     .enablePositionalOptions(true)
     .configureOutput({ outputError: (str, write) => write(str) });
 
-  program
+  const run = program
     .command('run')
     .description('Run a workflow and its dependencies; stream the logs until it ends')
-    .argument('<workflow>', 'the workflow to run')
+    .argument('[workflow]', 'the workflow to run')
     .argument('[args...]', '--NAME VALUE overrides variable NAME; everything else goes to ${{ run.args }}')
     .option('-d, --detach', 'submit the run and return at once; follow it with `dstack logs RUN -f`')
+    .option('-h, --help', 'show help for run, with the workflows of this repository')
+    .helpOption(false)
     .allowUnknownOption(true)
-    .helpOption('-h, --help', 'show help for run')
     .passThroughOptions(true)
-    .action(async (workflow: string, args: string[], opts: { detach?: boolean }) => {
+    .action(async (workflow: string | undefined, args: string[], opts: { detach?: boolean; help?: boolean }) => {
+      if (opts.help || !workflow) {
+        const { workflowsHelp } = await import('./commands/run-help.js');
+        process.stdout.write(run.helpInformation() + workflowsHelp());
+        if (!workflow && !opts.help) process.exitCode = 1;
+        return;
+      }
       const { runCommand } = await import('./commands/run.js');
       process.exitCode = await runCommand(workflow, args, opts);
     });

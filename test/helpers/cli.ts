@@ -41,8 +41,9 @@ export interface CliOptions {
 }
 
 export function cliEnv(options: CliOptions): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, DSTACK_HOME: options.home, NO_COLOR: '1', ...options.env };
+  const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.FORCE_COLOR;
+  Object.assign(env, { DSTACK_HOME: options.home, NO_COLOR: '1' }, options.env);
   for (const [k, v] of Object.entries(options.env ?? {})) if (v === undefined) delete env[k];
   return env;
 }

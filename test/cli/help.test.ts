@@ -1,0 +1,47 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cli, ROOT, tempDir } from '../helpers/cli.js';
+
+const COMMANDS = [['run'], ['ps'], ['logs'], ['stop'], ['tag'], ['untag'], ['tags'], ['artifacts', 'list'], ['artifacts', 'download'], ['prune', 'cache'], ['schema']];
+
+describe('dstack --help', () => {
+  it('lists every command', async () => {
+    const r = await cli(['--help'], { cwd: tempDir(), home: tempDir() });
+    expect(r.code).toBe(0);
+    for (const [c] of COMMANDS) expect(r.stdout).toContain(`  ${c}`);
+  });
+
+  it.each(COMMANDS)('answers --help for %s', async (...cmd) => {
+    const r = await cli([...cmd.filter(Boolean), '--help'], { cwd: tempDir(), home: tempDir() });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Usage: dstack ${cmd.filter(Boolean).join(' ')}`);
+  });
+
+  it('lists the workflows with their help in run --help', async () => {
+    const r = await cli(['run', '--help'], { cwd: path.join(ROOT, 'examples/quickstart'), home: tempDir() });
+    expect(r.stdout).toMatch(/Workflows:\n {2}prepare +Generate the training data\n {2}train +Train a linear model on the prepared data\n/);
+  });
+
+  it('refuses an unknown command with a suggestion and exit code 1', async () => {
+    const r = await cli(['pss'], { cwd: tempDir(), home: tempDir() });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("error: unknown command 'pss'");
+    expect(r.stderr).toContain('(Did you mean ps?)');
+  });
+
+  it('prints the JSON Schema of the workflow files', async () => {
+    const r = await cli(['schema'], { cwd: tempDir(), home: tempDir() });
+    const schema = JSON.parse(r.stdout);
+    expect(schema.properties.workflows.items.anyOf.length).toBe(5);
+  });
+
+  it('colours the status in a terminal only', async () => {
+    const home = tempDir();
+    const cwd = path.join(ROOT, 'examples/quickstart');
+    await cli(['run', 'prepare'], { cwd, home });
+    const plain = await cli(['ps'], { cwd, home });
+    expect(plain.stdout).not.toContain('\x1b[');
+    const coloured = await cli(['ps'], { cwd, home, env: { NO_COLOR: undefined, FORCE_COLOR: '1' } });
+    expect(coloured.stdout).toContain('\x1b[32mDone\x1b[0m');
+  });
+});
