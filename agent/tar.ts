@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 
 /**
  * Archives move as tar streams, produced and consumed by the system's tar, so a model of many
@@ -13,12 +12,24 @@ export function packStream(baseDir: string, relative: string): { stream: Readabl
   return { stream: child.stdout, done: finished(child, 'tar -c') };
 }
 
-export async function unpack(archive: Readable, destDir: string): Promise<void> {
+/** Unpacks a tar stream into `destDir`; with `keepOld`, a file that exists already is an error and is kept. */
+export async function unpack(archive: Readable, destDir: string, options: { keepOld?: boolean } = {}): Promise<void> {
   fs.mkdirSync(destDir, { recursive: true });
   // --no-same-owner: files belong to whoever runs the job; tar itself refuses members with '..'.
-  const child = spawn('tar', ['-xf', '-', '-C', destDir, '--no-same-owner'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const args = ['-xf', '-', '-C', destDir, '--no-same-owner', ...(options.keepOld ? ['--keep-old-files'] : [])];
+  const child = spawn('tar', args, { stdio: ['pipe', 'ignore', 'pipe'] });
   const done = finished(child, 'tar -x');
-  await Promise.all([pipeline(archive, child.stdin), done]);
+  // tar may exit once it has read the end-of-archive blocks, before the record padding after
+  // them: a closed stdin then is not an error. tar's exit status says whether it all arrived.
+  let readError: Error | undefined;
+  archive.on('error', (err) => {
+    readError = err;
+    child.stdin.destroy();
+  });
+  child.stdin.on('error', () => {});
+  archive.pipe(child.stdin);
+  await done;
+  if (readError) throw readError;
 }
 
 function finished(child: ReturnType<typeof spawn>, what: string): Promise<void> {

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { pipeline } from 'node:stream/promises';
+import { unpack } from '../../agent/tar.js';
 import { DstackError } from '../../shared/errors.js';
 import { formatMiB } from '../../shared/resources.js';
 import { table } from '../output/table.js';
@@ -32,20 +31,14 @@ export async function artifactsDownloadCommand(ref: string, opts: { output: stri
     fs.mkdirSync(dest, { recursive: true });
     for (const a of rows) {
       // Without --force, files that exist already are kept, and the download says so.
-      const args = ['-xf', '-', '-C', dest, '--no-same-owner', ...(opts.force ? [] : ['--keep-old-files'])];
-      const tar = spawn('tar', args, { stdio: ['pipe', 'ignore', 'pipe'] });
-      let stderr = '';
-      tar.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<number>((resolve) => tar.on('close', (code) => resolve(code ?? 1)));
-      await pipeline(ctx.service.archives.open(a.archive), tar.stdin).catch(() => {});
-      if ((await exited) !== 0) {
-        const exists = /exists/i.test(stderr);
-        throw new DstackError(
-          exists ? 'DSTACK_ERR_ARTIFACT_EXISTS' : 'DSTACK_ERR_USAGE',
-          exists
-            ? `'${a.path}' already exists in ${dest}; use --force to overwrite it, or -o to download elsewhere`
-            : `could not unpack '${a.path}': ${stderr.trim().split('\n')[0]}`,
-        );
+      try {
+        await unpack(ctx.service.archives.open(a.archive), dest, { keepOld: !opts.force });
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        if (/exists/i.test(message)) {
+          throw new DstackError('DSTACK_ERR_ARTIFACT_EXISTS', `'${a.path}' already exists in ${dest}; use --force to overwrite it, or -o to download elsewhere`);
+        }
+        throw new DstackError('DSTACK_ERR_USAGE', `could not unpack '${a.path}': ${message}`, { cause: err });
       }
       process.stdout.write(`${a.workflow}: ${a.path} (${a.files} files, ${formatMiB(a.bytes / 1048576)})\n`);
     }

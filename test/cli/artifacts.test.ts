@@ -77,6 +77,7 @@ describe('artifacts, tags and caches', () => {
     expect(tag.stdout).toBe(`Tagged ${tagged} as latest\n`);
 
     const r = await cli(['run', 'finetune'], { cwd, home });
+    expect(r.stdout + r.stderr).toContain(`made by ${tagged}`);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`made by ${tagged}`);
     const ps = JSON.parse((await cli(['ps', '--json'], { cwd, home })).stdout);
