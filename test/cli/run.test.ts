@@ -131,3 +131,18 @@ describe('dstack run', () => {
     expect(r.stderr).toMatch(/^dstack: error: no workflows in .*: create \.dstack\/workflows\.yaml/);
   });
 });
+
+describe('scheduling', () => {
+  it('runs independent jobs side by side, then the job that depends on both', async () => {
+    const home = tempDir();
+    const meet = tempDir();
+    // Each of a and b waits until the other has started: they only finish if they run at once.
+    const waitFor = (me: string, other: string) => [`touch ${meet}/${me}`, `for i in $(seq 1 100); do [ -e ${meet}/${other} ] && break; sleep 0.1; done`, `test -e ${meet}/${other}`, `echo ${me}-met-${other}`];
+    const cwd = repo(bash('a', waitFor('a', 'b')) + bash('b', waitFor('b', 'a')) + bash('c', ['echo c-ran'], '    depends-on: [a, b]\n'));
+    const r = await cli(['run', 'c'], { cwd, home });
+    expect(r.stdout).toContain('a-met-b');
+    expect(r.stdout).toContain('b-met-a');
+    expect(r.stdout).toContain('c-ran');
+    expect(r.code).toBe(0);
+  });
+});
