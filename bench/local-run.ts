@@ -5,7 +5,7 @@
  * - output: a job printing 200 MB through the pty, the log store and the terminal (stdout to a
  *   file), against the same command under `script -qfec CMD /dev/null` into a file, the kernel
  *   pty's own floor (target ratio under 1.3), and the CLI's peak memory (target under 200 MB).
- * Usage: npm run bench [-- --runs N --megabytes M]
+ * Usage: npm run bench [-- --runs N --megabytes M --repeat R]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,6 +23,7 @@ function arg(name: string, fallback: number): number {
 
 const runs = arg('runs', 7);
 const megabytes = arg('megabytes', 200);
+const repeat = arg('repeat', 3);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dstack-bench-'));
 const repo = path.join(work, 'repo');
 const home = path.join(work, 'home');
@@ -57,11 +58,23 @@ for (let i = 0; i < runs; i++) {
   bashTimes.push(timed('bash', ['-c', 'echo hello']).seconds);
 }
 
+// Interleaved repeats, medians: a 2-core machine's timings wander by a third from run to run.
 const outFile = path.join(work, 'out.txt');
-const floor = timed('script', ['-qfec', bigCommand, '/dev/null'], outFile);
-const floorBytes = fs.statSync(outFile).size;
-const dstack = timed('node', [DSTACK, 'run', 'big'], outFile);
-const dstackBytes = fs.statSync(outFile).size;
+const floors: number[] = [];
+const dstacks: number[] = [];
+let rss = 0;
+let floorBytes = 0;
+let dstackBytes = 0;
+for (let i = 0; i < repeat; i++) {
+  floors.push(timed('script', ['-qfec', bigCommand, '/dev/null'], outFile).seconds);
+  floorBytes = fs.statSync(outFile).size;
+  const d = timed('node', [DSTACK, 'run', 'big'], outFile);
+  dstacks.push(d.seconds);
+  rss = Math.max(rss, d.maxRssKb);
+  dstackBytes = fs.statSync(outFile).size;
+}
+const floor = { seconds: median(floors) };
+const dstack = { seconds: median(dstacks), maxRssKb: rss };
 
 const result = {
   machine: { cpus: os.availableParallelism(), node: process.version },
@@ -74,6 +87,7 @@ const result = {
   },
   output: {
     megabytes,
+    repeat,
     script_floor_s: floor.seconds,
     dstack_s: dstack.seconds,
     ratio: +(dstack.seconds / floor.seconds).toFixed(3),
