@@ -10,6 +10,8 @@ export interface JobAssignment {
   workflow: ResolvedWorkflow;
   /** GPU indices for CUDA_VISIBLE_DEVICES. */
   gpus: number[];
+  /** Values of the secrets the workflow refers to: put in when the job starts, masked in its log. */
+  secrets: Record<string, string>;
 }
 
 /** An archive the runner unpacks into the job: a dependency's artifact or a cached folder. */

@@ -1,18 +1,36 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type Docker from 'dockerode';
 import { isDstackError } from '../shared/errors.js';
 import type { JobStatus } from '../shared/job-status.js';
-import { jobEnvironment } from './job-env.js';
+import { injectSecrets } from '../shared/secrets.js';
+import type { ResolvedWorkflow } from '../shared/workflow/types.js';
+import { connectDocker } from './docker/engine.js';
+import { JOB_LABEL, OWNER_LABEL, runContainer } from './docker/run-container.js';
+import { containerEnvironment, hostEnvironment } from './job-env.js';
 import type { JobAssignment, JobIO } from './job-io.js';
 import { LogStreamer } from './log-streamer.js';
 import { watchPorts } from './port-watch.js';
 import { bashProvider } from './providers/bash.js';
 import { curlProvider } from './providers/curl.js';
-import type { Provider, RunningProvider } from './providers/provider.js';
+import { dockerProvider } from './providers/docker.js';
+import type { JobPaths, Provider, ProviderContext, RunningProvider } from './providers/provider.js';
 import { pythonProvider } from './providers/python.js';
+import { containerScriptCommand, runHostScript, writeJobScript } from './providers/shell-script.js';
+import { SecretMasker } from './secret-masker.js';
 import { measure, packStream, unpack } from './tar.js';
 
-const PROVIDERS: Record<string, Provider | undefined> = { bash: bashProvider, python: pythonProvider, curl: curlProvider };
+const PROVIDERS: Record<string, Provider | undefined> = { bash: bashProvider, python: pythonProvider, curl: curlProvider, docker: dockerProvider };
+
+/** Where a job's folder is mounted in its container. */
+const CONTAINER_JOB_DIR = '/dstack';
+
+export interface Isolation {
+  /** `host`: bash and python jobs run on this machine; `docker`: every job runs in a container. */
+  mode: 'host' | 'docker';
+  /** The image for bash and python jobs under `docker` isolation. */
+  image: string;
+}
 
 export interface JobRunnerOptions {
   /** Where job folders are made; each job's is removed when it ends. */
@@ -20,6 +38,11 @@ export interface JobRunnerOptions {
   /** Seconds between SIGINT and SIGTERM, and again before SIGKILL, when a job is stopped. */
   graceSeconds?: number;
   env?: NodeJS.ProcessEnv;
+  isolation?: Isolation;
+  /** Labels this runner's containers, so the containers it leaves behind can be found. */
+  owner?: string;
+  /** The Docker engine, connected on first use (shared by a runner's jobs). */
+  docker?: () => Promise<Docker>;
 }
 
 export type StopMode = 'stop' | 'abort';
@@ -31,6 +54,7 @@ export type StopMode = 'stop' | 'abort';
 export class JobRunner {
   private readonly dir: string;
   private readonly streamer: LogStreamer;
+  private readonly masker: SecretMasker;
   private running: RunningProvider | undefined;
   private stopMode: StopMode | undefined;
   private killTimers: NodeJS.Timeout[] = [];
@@ -39,6 +63,13 @@ export class JobRunner {
   constructor(private readonly job: JobAssignment, private readonly io: JobIO, private readonly options: JobRunnerOptions) {
     this.dir = path.join(options.workRoot, job.jobId);
     this.streamer = new LogStreamer(io.log, (paused) => (paused ? this.running?.pause() : this.running?.resume()));
+    this.masker = new SecretMasker(Object.values(job.secrets));
+  }
+
+  /** Job output goes through the secret masker before it is sequenced, stored or shown. */
+  private output(data: Buffer): void {
+    const shown = this.masker.write(data);
+    if (shown.length > 0) this.streamer.write(shown);
   }
 
   /** Runs the job to its end and returns its final status. */
@@ -59,19 +90,9 @@ export class JobRunner {
 
       const provider = PROVIDERS[this.job.workflow.provider];
       if (!provider) throw new Error(`provider '${this.job.workflow.provider}' cannot run on this runner yet`);
-      const cwd = path.join(work, this.job.workflow.workingDir);
-      fs.mkdirSync(cwd, { recursive: true });
-      const env = jobEnvironment(this.job, home, this.options.env);
-      env.TMPDIR = path.join(this.dir, 'tmp');
+      fs.mkdirSync(path.join(work, this.job.workflow.workingDir), { recursive: true });
       try {
-        this.running = await provider({
-          job: this.job,
-          cwd,
-          jobDir: this.dir,
-          env,
-          output: (d) => this.streamer.write(d),
-          note: (line) => this.streamer.note(line),
-        });
+        this.running = await provider(this.context(injectSecrets(this.job.workflow, this.job.secrets)));
       } catch (err) {
         if (!isDstackError(err)) throw err;
         failure = err.message;
@@ -92,6 +113,52 @@ export class JobRunner {
       return this.finish(undefined, `infrastructure error: ${message}`, started, 'aborted');
     }
     return this.finish(exitCode, failure, started);
+  }
+
+  /** What a provider needs: paths and environment for where the job runs, and how to start it there. */
+  private context(workflow: ResolvedWorkflow): ProviderContext {
+    const isolation = this.options.isolation ?? { mode: 'host', image: '' };
+    const inContainer = workflow.provider === 'docker' || isolation.mode === 'docker';
+    const hostPaths: JobPaths = { jobDir: this.dir, cwd: path.join(this.dir, 'work', workflow.workingDir), home: path.join(this.dir, 'home') };
+    const boxPaths: JobPaths = {
+      jobDir: CONTAINER_JOB_DIR,
+      cwd: path.posix.join(CONTAINER_JOB_DIR, 'work', workflow.workingDir),
+      home: `${CONTAINER_JOB_DIR}/home`,
+    };
+    const paths = inContainer ? boxPaths : hostPaths;
+    const env = inContainer ? containerEnvironment(this.job, boxPaths, workflow.env) : hostEnvironment(this.job, hostPaths, workflow.env, this.options.env);
+    const container = async (o: { image: string; auth?: { username: string; password: string }; entrypoint?: string[]; cmd?: string[] }) => {
+      const docker = await (this.options.docker ?? connectDocker)();
+      return runContainer({
+        docker,
+        ...o,
+        env,
+        workdir: boxPaths.cwd,
+        binds: [`${this.dir}:${CONTAINER_JOB_DIR}`],
+        resources: workflow.resources,
+        gpus: this.job.gpus,
+        ports: workflow.ports,
+        labels: { [JOB_LABEL]: this.job.jobId, [OWNER_LABEL]: this.options.owner ?? 'dstack' },
+        output: (d) => this.output(d),
+      });
+    };
+    const ctx: ProviderContext = {
+      job: this.job,
+      workflow,
+      isolation: inContainer ? 'docker' : 'host',
+      paths,
+      hostJobDir: this.dir,
+      env,
+      output: (d) => this.output(d),
+      note: (line) => this.streamer.note(line),
+      container,
+      shell: async (lines) => {
+        writeJobScript(this.dir, lines);
+        if (!inContainer) return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d));
+        return container({ image: (workflow.spec as { image?: string }).image ?? isolation.image, entrypoint: containerScriptCommand(CONTAINER_JOB_DIR), cmd: [] });
+      },
+    };
+    return ctx;
   }
 
   /** Stops the job: SIGINT, then SIGTERM and SIGKILL after the grace period; `abort` kills at once. */
@@ -135,6 +202,8 @@ export class JobRunner {
         this.streamer.note(`dstack: ${reason}`);
       }
     }
+    const rest = this.masker.end();
+    if (rest.length > 0) this.streamer.write(rest);
     await this.streamer.drain();
     fs.rmSync(this.dir, { recursive: true, force: true });
     this.setStatus(final, { reason, exit_code: exitCode ?? null });

@@ -23,6 +23,7 @@ export interface SubmitInput {
   /** The workflows to run, dependencies first. */
   plan: ResolvedWorkflow[];
   executor: string | null;
+  isolation?: string | null;
 }
 
 export interface RunServiceEvents {
@@ -47,7 +48,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   submit(input: SubmitInput): RunView {
     const now = Date.now();
     this.store.transaction(() => {
-      this.store.insertRun({ name: input.runName, repo: input.repo, workflow: input.workflow, args: input.args, submitted_at: now, executor: input.executor });
+      this.store.insertRun({ name: input.runName, repo: input.repo, workflow: input.workflow, args: input.args, submitted_at: now, executor: input.executor, isolation: input.isolation ?? null });
       input.plan.forEach((wf, position) => {
         this.store.insertJob({
           id: `${input.runName}-${position}`,
@@ -100,15 +101,18 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     return this.view(ref);
   }
 
-  /** Marks every unfinished job of runs whose executing process is gone as aborted. */
-  reconcile(isAlive: (executor: string) => boolean): void {
+  /** Marks every unfinished job of runs whose executing process is gone as aborted; returns those runs. */
+  reconcile(isAlive: (executor: string) => boolean): string[] {
+    const aborted: string[] = [];
     for (const run of this.store.listRuns()) {
       const live = this.store.jobsOf(run.name).filter((j) => !isFinal(j.status));
       if (live.length === 0 || (run.executor && isAlive(run.executor))) continue;
       for (const job of live) {
         this.setJobStatus(job.id, 'aborted', { reason: `the dstack process running this job exited (${run.executor ?? 'unknown'})` });
       }
+      aborted.push(run.name);
     }
+    return aborted;
   }
 
   tag(runName: string, tag: string): { moved?: string } {

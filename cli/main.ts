@@ -21,11 +21,13 @@ export function buildProgram(): Command {
     .argument('[workflow]', 'the workflow to run')
     .argument('[args...]', '--NAME VALUE overrides variable NAME; everything else goes to ${{ run.args }}')
     .option('-d, --detach', 'submit the run and return at once; follow it with `dstack logs RUN -f`')
+    .option('--isolation <mode>', 'host (default): run bash and python jobs on this machine; docker: run every job in a container')
+    .option('--image <image>', 'the image for bash and python jobs under --isolation docker (default python:3.11-slim)')
     .option('-h, --help', 'show help for run, with the workflows of this repository')
     .helpOption(false)
     .allowUnknownOption(true)
     .passThroughOptions(true)
-    .action(async (workflow: string | undefined, args: string[], opts: { detach?: boolean; help?: boolean }) => {
+    .action(async (workflow: string | undefined, args: string[], opts: { detach?: boolean; help?: boolean; isolation?: string; image?: string }) => {
       if (opts.help || !workflow) {
         const { workflowsHelp } = await import('./commands/run-help.js');
         process.stdout.write(run.helpInformation() + workflowsHelp());
@@ -43,7 +45,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON (see README: JSON output)')
     .action(async (opts: { all?: boolean; json?: boolean }) => {
       const { psCommand } = await import('./commands/ps.js');
-      psCommand(opts);
+      await psCommand(opts);
     });
 
   program
@@ -113,6 +115,43 @@ export function buildProgram(): Command {
     .action(async (run: string, opts: { output: string; force?: boolean }) => {
       const { artifactsDownloadCommand } = await import('./commands/artifacts.js');
       await artifactsDownloadCommand(run, opts);
+    });
+
+  program
+    .command('config')
+    .description('Keep settings for later runs; with no options, print them')
+    .option('--isolation <mode>', 'host or docker: where bash and python jobs run (see README: Isolation)')
+    .option('--image <image>', 'the image for bash and python jobs under docker isolation')
+    .option('--json', 'print JSON')
+    .action(async (opts: { isolation?: string; image?: string; json?: boolean }) => {
+      const { configCommand } = await import('./commands/config.js');
+      configCommand(opts);
+    });
+
+  const secrets = program.command('secrets').description('Manage secrets for ${{ secrets.NAME }} (values never appear in logs)');
+  secrets
+    .command('add')
+    .description('Add or update a secret; the value is read from stdin, or a prompt that does not echo')
+    .argument('<name>', 'the secret name')
+    .action(async (name: string) => {
+      const { secretsAddCommand } = await import('./commands/secrets.js');
+      await secretsAddCommand(name);
+    });
+  secrets
+    .command('list')
+    .description('List secret names (never values)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const { secretsListCommand } = await import('./commands/secrets.js');
+      secretsListCommand(opts);
+    });
+  secrets
+    .command('delete')
+    .description('Delete a secret')
+    .argument('<name>', 'the secret name')
+    .action(async (name: string) => {
+      const { secretsDeleteCommand } = await import('./commands/secrets.js');
+      secretsDeleteCommand(name);
     });
 
   const prune = program.command('prune').description('Delete saved data');

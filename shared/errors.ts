@@ -18,6 +18,9 @@ export type ErrorCode =
   | 'DSTACK_ERR_RESOURCES'
   | 'DSTACK_ERR_PYTHON_MISSING'
   | 'DSTACK_ERR_ARTIFACT_EXISTS'
+  | 'DSTACK_ERR_SECRET_UNKNOWN'
+  | 'DSTACK_ERR_DOCKER'
+  | 'DSTACK_ERR_CONFIG'
   | 'DSTACK_ERR_USAGE';
 
 export class DstackError extends Error {

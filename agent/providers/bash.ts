@@ -1,11 +1,15 @@
 import type { BashSpec } from '../../shared/workflow/schema.js';
 import { findPython } from '../python.js';
 import type { Provider } from './provider.js';
-import { pythonOnPath, runShellScript } from './shell-script.js';
+import { pythonInShell, pythonOnHostPath } from './shell-script.js';
 
 /** `provider: bash`: the commands in one shell; `python:` picks the interpreter on PATH. */
 export const bashProvider: Provider = async (ctx) => {
-  const spec = ctx.job.workflow.spec as BashSpec;
-  if (spec.python !== undefined) pythonOnPath(ctx, findPython(String(spec.python), ctx.env));
-  return runShellScript(ctx, spec.commands);
+  const spec = ctx.workflow.spec as BashSpec;
+  const lines: string[] = [];
+  if (spec.python !== undefined) {
+    if (ctx.isolation === 'host') pythonOnHostPath(ctx.hostJobDir, ctx.env, findPython(String(spec.python), ctx.env));
+    else lines.push(...pythonInShell(ctx.paths.jobDir, String(spec.python), 'the image'));
+  }
+  return ctx.shell([...lines, ...spec.commands]);
 };

@@ -9,10 +9,11 @@ const ATTEMPTS = 4;
 
 /** `provider: curl`: downloads `url` to `output`, with progress in the log and retries. */
 export const curlProvider: Provider = async (ctx) => {
-  const spec = ctx.job.workflow.spec as CurlSpec;
+  const spec = ctx.workflow.spec as CurlSpec;
   const controller = new AbortController();
   let stoppedBy: NodeJS.Signals | undefined;
-  const output = path.join(ctx.cwd, spec.output);
+  // No code of the user's runs here, so the download happens on this machine whatever the isolation.
+  const output = path.join(ctx.hostJobDir, 'work', ctx.workflow.workingDir, spec.output);
   const exited = (async () => {
     fs.mkdirSync(path.dirname(output), { recursive: true });
     for (let attempt = 1; ; attempt++) {

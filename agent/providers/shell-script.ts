@@ -1,22 +1,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { shellQuote } from '../../shared/shell-quote.js';
 import { PtyProcess } from '../pty-process.js';
-import type { ProviderContext, RunningProvider } from './provider.js';
+import type { RunningProvider } from './provider.js';
 
-/**
- * Runs lines of shell in one bash under a pty, stopping at the first failing command. The bash,
- * python and (later) docker-isolated providers all end here.
- */
-export function runShellScript(ctx: ProviderContext, lines: string[]): RunningProvider {
-  const script = path.join(ctx.jobDir, 'job.sh');
-  fs.writeFileSync(script, ['set -e', ...lines, ''].join('\n'), { mode: 0o700 });
-  const proc = new PtyProcess({
-    file: 'bash',
-    args: ['--noprofile', '--norc', script],
-    cwd: ctx.cwd,
-    env: ctx.env,
-    onData: ctx.output,
-  });
+/** Writes the job's script (`set -e` first, so the first failing command ends it) and returns its name. */
+export function writeJobScript(hostJobDir: string, lines: string[]): string {
+  fs.writeFileSync(path.join(hostJobDir, 'job.sh'), ['set -e', ...lines, ''].join('\n'), { mode: 0o700 });
+  return 'job.sh';
+}
+
+/** Runs the job's script in bash under a pty on this machine. */
+export function runHostScript(hostJobDir: string, cwd: string, env: Record<string, string>, onData: (d: Buffer) => void): RunningProvider {
+  const proc = new PtyProcess({ file: 'bash', args: ['--noprofile', '--norc', path.join(hostJobDir, 'job.sh')], cwd, env, onData });
   return {
     exited: proc.exited.then(({ exitCode, signal }) => (signal ? 128 + signal : exitCode)),
     signal: (sig) => proc.signal(sig),
@@ -25,16 +21,37 @@ export function runShellScript(ctx: ProviderContext, lines: string[]): RunningPr
   };
 }
 
-/** Puts `python` and `python3` for the chosen interpreter first on the job's PATH. */
-export function pythonOnPath(ctx: ProviderContext, interpreter: string): void {
-  const bin = path.join(ctx.jobDir, 'bin');
+/** The command that runs the job's script in a container: bash when the image has it, else sh. */
+export function containerScriptCommand(jobDir: string): string[] {
+  const script = shellQuote(`${jobDir}/job.sh`);
+  return ['/bin/sh', '-c', `if command -v bash >/dev/null 2>&1; then exec bash --noprofile --norc ${script}; else exec sh ${script}; fi`];
+}
+
+/** Puts `python` and `python3` for the chosen interpreter first on the job's PATH (on this machine). */
+export function pythonOnHostPath(hostJobDir: string, env: Record<string, string>, interpreter: string): void {
+  const bin = path.join(hostJobDir, 'bin');
   fs.mkdirSync(bin, { recursive: true });
-  const target = resolveOnPath(interpreter, ctx.env.PATH ?? '');
+  const target = resolveOnPath(interpreter, env.PATH ?? '');
   for (const name of ['python', 'python3']) {
     fs.rmSync(path.join(bin, name), { force: true });
     fs.symlinkSync(target, path.join(bin, name));
   }
-  ctx.env.PATH = `${bin}:${ctx.env.PATH ?? ''}`;
+  env.PATH = `${bin}:${env.PATH ?? ''}`;
+}
+
+/**
+ * Shell lines that find the interpreter for a Python version where the job runs (in a container,
+ * the image's) and put it first on PATH, or end the job saying it is missing.
+ */
+export function pythonInShell(jobDir: string, version: string | undefined, where: string): string[] {
+  const bin = shellQuote(`${jobDir}/bin`);
+  const exe = version ? `python${version}` : 'python3';
+  return [
+    `__dstack_py=$(command -v ${shellQuote(exe)} || true)`,
+    `if [ -z "$__dstack_py" ]; then echo ${shellQuote(`dstack: ${version ? `python ${version}` : 'python3'} is not installed in ${where}`)} >&2; exit 127; fi`,
+    `mkdir -p ${bin} && ln -sf "$__dstack_py" ${bin}/python && ln -sf "$__dstack_py" ${bin}/python3`,
+    `export PATH=${bin}:"$PATH"`,
+  ];
 }
 
 function resolveOnPath(exe: string, PATH: string): string {

@@ -54,4 +54,7 @@ export const MIGRATIONS: string[] = [
      updated_at BIGINT NOT NULL,
      PRIMARY KEY (repo, workflow, path)
    );`,
+  // How the run's jobs are isolated ({"mode": "host"|"docker", "image": …}), for the process
+  // that executes a detached run.
+  `ALTER TABLE runs ADD COLUMN isolation TEXT`,
 ];

@@ -12,6 +12,7 @@ export interface RunRow {
   args: string;
   submitted_at: number;
   executor: string | null;
+  isolation: string | null;
 }
 
 export interface JobRow {
@@ -102,7 +103,9 @@ export class Store {
 
   insertRun(run: RunRow): void {
     this.db
-      .prepare('INSERT INTO runs (name, repo, workflow, args, submitted_at, executor) VALUES (@name, @repo, @workflow, @args, @submitted_at, @executor)')
+      .prepare(
+        'INSERT INTO runs (name, repo, workflow, args, submitted_at, executor, isolation) VALUES (@name, @repo, @workflow, @args, @submitted_at, @executor, @isolation)',
+      )
       .run(run);
   }
 

@@ -4,9 +4,10 @@ import { openLocal } from '../local/local-context.js';
 import { runJson } from './json-views.js';
 import { runTable } from './run.js';
 
-export function psCommand(opts: { all?: boolean; json?: boolean }): void {
+export async function psCommand(opts: { all?: boolean; json?: boolean }): Promise<void> {
   const ctx = openLocal();
   try {
+    await ctx.sweep();
     const runs = ctx.service.listRuns();
     const shown = opts.all ? runs : runs.filter((r) => !isFinal(r.status));
     // With nothing running, `ps` still shows the last run, as dstack does.

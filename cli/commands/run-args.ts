@@ -2,6 +2,8 @@ import { shellJoin } from '../../shared/shell-quote.js';
 
 export interface ParsedRunArgs {
   detach: boolean;
+  isolation?: string;
+  image?: string;
   /** `--NAME VALUE` for names that are variables of a workflow in the run. */
   overrides: Record<string, string>;
   /** Everything else, shell-quoted, for `${{ run.args }}`. */
@@ -9,7 +11,7 @@ export interface ParsedRunArgs {
 }
 
 /**
- * Splits what follows `dstack run WORKFLOW`: `-d`/`--detach` is dstack's; `--NAME VALUE` (or
+ * Splits what follows `dstack run WORKFLOW`: `-d`/`--detach`, `--isolation X` and `--image X` are dstack's; `--NAME VALUE` (or
  * `--NAME=VALUE`) sets variable NAME when `isVariable(NAME)`; the rest is the run's arguments.
  * After `--`, everything is the run's.
  */
@@ -17,6 +19,7 @@ export function parseRunArgs(tokens: readonly string[], isVariable: (name: strin
   const rest: string[] = [];
   const overrides: Record<string, string> = {};
   let detach = false;
+  const options: { isolation?: string; image?: string } = {};
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
     if (t === '--') {
@@ -25,6 +28,11 @@ export function parseRunArgs(tokens: readonly string[], isVariable: (name: strin
     }
     if (t === '-d' || t === '--detach') {
       detach = true;
+      continue;
+    }
+    const own = /^--(isolation|image)(?:=(.*))?$/s.exec(t);
+    if (own && (own[2] !== undefined || i + 1 < tokens.length)) {
+      options[own[1] as 'isolation' | 'image'] = own[2] ?? tokens[++i]!;
       continue;
     }
     const m = /^--([A-Za-z_][A-Za-z0-9_-]*)(?:=(.*))?$/s.exec(t);
@@ -36,5 +44,5 @@ export function parseRunArgs(tokens: readonly string[], isVariable: (name: strin
     }
     rest.push(t);
   }
-  return { detach, overrides, args: shellJoin(rest) };
+  return { detach, ...options, overrides, args: shellJoin(rest) };
 }

@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import type Docker from 'dockerode';
+import { connectDocker } from '../../agent/docker/engine.js';
+import type { Isolation } from '../../agent/job-runner.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { copySource } from '../../agent/source-copy.js';
@@ -12,12 +15,21 @@ import { colorsEnabled, paint, statusColor } from '../output/colors.js';
 import { LogPrinter } from '../output/log-printer.js';
 import { table } from '../output/table.js';
 import { ago, duration } from '../output/time.js';
+import { checkIsolation, ConfigFile, DEFAULT_ISOLATION_IMAGE } from '../local/config-file.js';
+import { containerOwner, removeLeftoverContainers } from '../local/containers.js';
 import { executorIdentity } from '../local/executor-identity.js';
+import { SecretStore } from '../local/secret-store.js';
 import { findRepoRoot, openLocal, type LocalContext } from '../local/local-context.js';
 import { LocalWorker, runSourceDir } from '../local/local-worker.js';
 import { parseRunArgs } from './run-args.js';
 
-export async function runCommand(workflow: string, tokens: string[], opts: { detach?: boolean }): Promise<number> {
+export interface RunOptions {
+  detach?: boolean;
+  isolation?: string;
+  image?: string;
+}
+
+export async function runCommand(workflow: string, tokens: string[], opts: RunOptions): Promise<number> {
   const root = findRepoRoot();
   const project = Project.load(root);
   const closure = project.closure(workflow);
@@ -28,19 +40,30 @@ export async function runCommand(workflow: string, tokens: string[], opts: { det
   const ctx = openLocal();
   try {
     const { service } = ctx;
+    const config = new ConfigFile(ctx.home).read();
+    const isolation: Isolation = {
+      mode: checkIsolation(parsed.isolation ?? opts.isolation ?? config.isolation ?? 'host'),
+      image: parsed.image ?? opts.image ?? config.image ?? DEFAULT_ISOLATION_IMAGE,
+    };
     const runName = service.newRunName();
-    const plan = closure.map((name) => project.resolve(name, { args: parsed.args, runName, overrides: parsed.overrides }));
+    const secrets = new SecretStore(ctx.home).names().map((s) => s.name);
+    const plan = closure.map((name) => project.resolve(name, { args: parsed.args, runName, overrides: parsed.overrides, secrets }));
     for (const wf of plan) for (const dep of wf.dependsOn) if (dep.tag) service.taggedJob(dep.workflow, dep.tag);
     const machine = await detectResources();
     for (const wf of plan) {
       const unmet = unmetResources(wf.resources, machine);
       if (unmet) throw new DstackError('DSTACK_ERR_RESOURCES', `workflow '${wf.name}' ${unmet}; lower 'resources' in the workflow, or run it on a machine that has them`);
     }
+    // A run that needs containers finds out now, not halfway, that there is no engine.
+    if (plan.some((wf) => wf.provider === 'docker' || (isolation.mode === 'docker' && wf.provider !== 'curl'))) {
+      const docker = await connectDocker();
+      await removeLeftoverContainers(docker, service, ctx.home);
+    }
 
     // The run gets the folder as it is now: later edits do not leak into it.
     const sourceDir = runSourceDir(ctx.paths.runs, runName);
     copySource(root, sourceDir);
-    const view = service.submit({ repo: root, workflow, args: parsed.args, runName, plan, executor: executorIdentity() });
+    const view = service.submit({ repo: root, workflow, args: parsed.args, runName, plan, executor: executorIdentity(), isolation: JSON.stringify(isolation) });
     const colors = colorsEnabled();
     process.stdout.write(runTable([view], colors));
 
@@ -80,9 +103,14 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
   const color = paint(colors);
   const labels = new Map(view.jobs.map((j) => [j.id, j.workflow]));
   const printer = new LogPrinter(process.stdout, labels, colors);
+  let docker: Promise<Docker> | undefined;
   const worker = new LocalWorker({
     service,
     resources: machine,
+    isolation: view.run.isolation ? (JSON.parse(view.run.isolation) as Isolation) : { mode: 'host', image: DEFAULT_ISOLATION_IMAGE },
+    owner: containerOwner(ctx.home),
+    docker: () => (docker ??= connectDocker()),
+    secrets: () => new SecretStore(ctx.home).values(),
     workRoot: ctx.paths.work,
     sourceDir: runSourceDir(ctx.paths.runs, runName),
     repo: view.run.repo,

@@ -27,6 +27,7 @@ export async function stopCommand(runName: string, opts: { abort?: boolean }): P
       service.reconcile(isExecutorAlive);
       view = service.view(runName);
       if (isFinal(view.status)) {
+        await ctx.sweep();
         process.stdout.write(`${runName}: ${color(statusColor(view.status), view.status)}\n`);
         return 0;
       }

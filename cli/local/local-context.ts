@@ -4,6 +4,7 @@ import { ArchiveStore } from '../../app/archive-store.js';
 import { LogStore } from '../../app/log-store.js';
 import { RunService } from '../../app/run-service.js';
 import { Store } from '../../app/store/store.js';
+import { removeLeftoverContainers, usesContainers } from './containers.js';
 import { isExecutorAlive } from './executor-identity.js';
 import { dstackHome, homePaths } from './home.js';
 
@@ -11,6 +12,8 @@ export interface LocalContext {
   home: string;
   paths: ReturnType<typeof homePaths>;
   service: RunService;
+  /** Removes containers that jobs aborted by a crashed `dstack` left running (see reconcile). */
+  sweep(): Promise<void>;
   close(): void;
 }
 
@@ -25,11 +28,20 @@ export function openLocal(env: NodeJS.ProcessEnv = process.env): LocalContext {
   const store = new Store(paths.db);
   const logs = new LogStore(paths.logs);
   const service = new RunService(store, logs, new ArchiveStore(paths.archives));
-  service.reconcile(isExecutorAlive);
+  const aborted = service.reconcile(isExecutorAlive);
   return {
     home,
     paths,
     service,
+    async sweep() {
+      if (!aborted.some((run) => usesContainers(service, run))) return;
+      try {
+        const { connectDocker } = await import('../../agent/docker/engine.js');
+        await removeLeftoverContainers(await connectDocker(env), service, home);
+      } catch {
+        // No engine now: the next run with containers removes them.
+      }
+    },
     close() {
       logs.closeAll();
       store.close();

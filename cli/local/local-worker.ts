@@ -1,11 +1,13 @@
 import path from 'node:path';
-import { JobRunner } from '../../agent/job-runner.js';
+import type Docker from 'dockerode';
+import { JobRunner, type Isolation } from '../../agent/job-runner.js';
 import type { JobIO } from '../../agent/job-io.js';
 import { copySource } from '../../agent/source-copy.js';
 import type { StartedJob, Worker } from '../../app/run-executor.js';
 import type { RunService } from '../../app/run-service.js';
 import { jobSpec, type JobRow } from '../../app/store/store.js';
 import type { MachineResources } from '../../shared/resources.js';
+import { referencedSecrets } from '../../shared/secrets.js';
 
 export interface LocalWorkerOptions {
   service: RunService;
@@ -15,6 +17,12 @@ export interface LocalWorkerOptions {
   sourceDir: string;
   repo: string;
   graceSeconds?: number;
+  isolation: Isolation;
+  /** Labels this machine's containers (see agent/docker/run-container.ts). */
+  owner: string;
+  docker: () => Promise<Docker>;
+  /** Secret values, read when a job starts. */
+  secrets: () => Record<string, string>;
   /** Lets a slow terminal slow the job down instead of buffering its output without bound. */
   backpressure?: () => Promise<void> | undefined;
 }
@@ -28,9 +36,15 @@ export class LocalWorker implements Worker {
   }
 
   start(job: JobRow, gpus: number[]): StartedJob {
-    const runner = new JobRunner({ jobId: job.id, runName: job.run_name, workflow: jobSpec(job), gpus }, this.io(job), {
+    const workflow = jobSpec(job);
+    const values = this.options.secrets();
+    const secrets = Object.fromEntries(referencedSecrets(workflow).map((name) => [name, values[name] ?? '']));
+    const runner = new JobRunner({ jobId: job.id, runName: job.run_name, workflow, gpus, secrets }, this.io(job), {
       workRoot: this.options.workRoot,
       graceSeconds: this.options.graceSeconds,
+      isolation: this.options.isolation,
+      owner: this.options.owner,
+      docker: this.options.docker,
     });
     return { done: runner.run(), stop: (mode) => runner.stop(mode) };
   }

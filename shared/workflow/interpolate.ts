@@ -1,4 +1,5 @@
 import { DstackError } from '../errors.js';
+import { secretPlaceholder } from '../secrets.js';
 import { closest } from '../suggest.js';
 import { formatPosition, type Path, type YamlFile } from './yaml-file.js';
 
@@ -6,8 +7,11 @@ export interface InterpolationContext {
   /** The workflow's variables: `global`, then its own, then `--NAME VALUE` overrides. */
   variables: Record<string, unknown>;
   run: { args: string; name: string };
-  /** Secrets by name; `undefined` when only checking the files, so secrets are left unresolved. */
-  secrets?: Record<string, string>;
+  /**
+   * The names of the secrets that exist: a reference to another is an error. `undefined` when
+   * only checking the files. Either way a secret's value is not put in: see shared/secrets.ts.
+   */
+  secrets?: readonly string[];
   workflow: string;
 }
 
@@ -69,14 +73,13 @@ function lookup(name: string, ctx: InterpolationContext, file: YamlFile, path: P
   if (name === 'run.name') return ctx.run.name;
   if (name.startsWith('secrets.')) {
     const secret = name.slice('secrets.'.length);
-    if (ctx.secrets === undefined) return `\${{ ${name} }}`;
-    if (!(secret in ctx.secrets)) {
+    if (ctx.secrets !== undefined && !ctx.secrets.includes(secret)) {
       throw new DstackError(
         'DSTACK_ERR_VARIABLE_UNKNOWN',
         `${where}: unknown secret '${secret}' in workflow '${ctx.workflow}'; add it with 'dstack secrets add ${secret}'`,
       );
     }
-    return ctx.secrets[secret];
+    return secretPlaceholder(secret);
   }
   if (Object.hasOwn(ctx.variables, name)) return ctx.variables[name];
   const hint = closest(name, [...Object.keys(ctx.variables), 'run.args', 'run.name']);

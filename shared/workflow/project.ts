@@ -22,7 +22,8 @@ export interface ResolveOptions {
   runName?: string;
   /** `--NAME VALUE` from the command line; only names that are variables of a workflow apply to it. */
   overrides?: Record<string, string>;
-  secrets?: Record<string, string>;
+  /** The names of the secrets that exist (values are put in only when the job starts). */
+  secrets?: readonly string[];
 }
 
 /**

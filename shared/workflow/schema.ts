@@ -96,6 +96,13 @@ export const dockerWorkflow = z.strictObject({
   image: z.string().min(1).describe('The Docker image.'),
   commands: z.array(z.string()).optional().describe('Commands run by `/bin/sh -c` in the image.'),
   entrypoint: z.union([z.string(), z.array(z.string())]).optional().describe("Overrides the image's entrypoint."),
+  registry_auth: z
+    .strictObject({
+      username: z.string().describe('The registry user.'),
+      password: z.string().describe('The password or token, typically `${{ secrets.NAME }}`.'),
+    })
+    .optional()
+    .describe('Credentials for a private registry.'),
   environment: environment.optional(),
   working_dir: workingDir,
   artifacts,

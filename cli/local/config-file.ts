@@ -1,0 +1,44 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DstackError } from '../../shared/errors.js';
+
+export const ISOLATIONS = ['host', 'docker'] as const;
+export type IsolationMode = (typeof ISOLATIONS)[number];
+
+/** The image bash and python jobs run in under `docker` isolation, unless told otherwise. */
+export const DEFAULT_ISOLATION_IMAGE = 'python:3.11-slim';
+
+export interface Config {
+  isolation?: IsolationMode;
+  image?: string;
+}
+
+/** `DSTACK_HOME/config.json`, written by `dstack config`. */
+export class ConfigFile {
+  readonly file: string;
+
+  constructor(home: string) {
+    this.file = path.join(home, 'config.json');
+  }
+
+  read(): Config {
+    try {
+      return JSON.parse(fs.readFileSync(this.file, 'utf8')) as Config;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw new DstackError('DSTACK_ERR_CONFIG', `cannot read ${this.file}: ${(err as Error).message}; fix it, or remove it and run 'dstack config' again`);
+    }
+  }
+
+  update(changes: Config): Config {
+    const next = { ...this.read(), ...changes };
+    fs.mkdirSync(path.dirname(this.file), { recursive: true });
+    fs.writeFileSync(this.file, JSON.stringify(next, null, 2) + '\n');
+    return next;
+  }
+}
+
+export function checkIsolation(value: string): IsolationMode {
+  if ((ISOLATIONS as readonly string[]).includes(value)) return value as IsolationMode;
+  throw new DstackError('DSTACK_ERR_USAGE', `unknown isolation '${value}'; use one of: ${ISOLATIONS.join(', ')}`);
+}

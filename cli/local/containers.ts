@@ -1,0 +1,29 @@
+import type Docker from 'dockerode';
+import { digest } from '../../app/archive-store.js';
+import type { RunService } from '../../app/run-service.js';
+import { jobSpec } from '../../app/store/store.js';
+import { isFinal } from '../../shared/job-status.js';
+
+/** The label value that marks containers of this DSTACK_HOME's jobs. */
+export function containerOwner(home: string): string {
+  return `local-${digest(home)}`;
+}
+
+/** Whether a job of a run ran (or runs) in a container. */
+export function usesContainers(service: RunService, runName: string): boolean {
+  const run = service.store.getRun(runName);
+  const isolation = run?.isolation ? (JSON.parse(run.isolation) as { mode?: string }).mode : 'host';
+  return isolation === 'docker' || service.store.jobsOf(runName).some((j) => jobSpec(j).provider === 'docker');
+}
+
+/**
+ * Removes the containers of this machine's jobs that are no longer running — those a killed
+ * `dstack` left behind. Containers of live jobs stay.
+ */
+export async function removeLeftoverContainers(docker: Docker, service: RunService, home: string): Promise<string[]> {
+  const { removeContainers, OWNER_LABEL } = await import('../../agent/docker/run-container.js');
+  return removeContainers(docker, { [OWNER_LABEL]: containerOwner(home) }, (jobId) => {
+    const job = service.store.getJob(jobId);
+    return job !== undefined && !isFinal(job.status);
+  });
+}
