@@ -1,6 +1,24 @@
 import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-/** The CLI tests run the built `dstack`, as users do: build it once, first. */
-export default function setup(): void {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Before any test: build the CLI (the CLI tests run it as users do), and make sure a Docker engine
+ * and local registries are up for the container tests (`.ci/run` starts them; a developer's
+ * `npm test` starts them here and stops them after).
+ */
+export default function setup(): () => void {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  if (process.env.DSTACK_TEST_IMAGE) return () => {};
+  const exports = execFileSync('bash', [path.join(ROOT, 'test/fixtures/docker/start.sh')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
+  for (const line of exports.split('\n')) {
+    const m = /^export ([A-Z_]+)=(.*)$/.exec(line);
+    if (m) process.env[m[1]!] = m[2]!;
+  }
+  const started = (process.env.DSTACK_TEST_STARTED ?? '').split(' ').filter(Boolean);
+  return () => {
+    execFileSync('bash', [path.join(ROOT, 'test/fixtures/docker/stop.sh'), ...started], { stdio: 'inherit' });
+  };
 }

@@ -38,7 +38,8 @@ export async function ensureImage(docker: Docker, image: string, auth: RegistryA
     }
     const pct = total ? Math.min(100, Math.floor((current / total) * 100)) : final ? 100 : 0;
     const bar = '#'.repeat(Math.floor(pct / 5)).padEnd(20, '.');
-    write(`\r[${bar}] ${String(pct).padStart(3)}% ${(current / 1048576).toFixed(1)}/${(total / 1048576).toFixed(1)} MB${final ? '\r\n' : ''}`);
+    const sizes = total ? ` ${(current / 1048576).toFixed(1)}/${(total / 1048576).toFixed(1)} MB` : '';
+    write(`\r[${bar}] ${String(pct).padStart(3)}%${sizes}${final ? '\r\n' : ''}`);
   };
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(

@@ -123,7 +123,10 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
     service.on('log', (jobId, data) => printer.write(jobId, data));
     service.on('port', (jobId, port) => printer.line(color('cyan', `${labels.get(jobId)}: port ${port} is open at http://127.0.0.1:${port}`)));
     service.on('job', (job) => {
-      if (job.status === 'failed' && job.reason && job.exit_code === null) printer.line(color('red', `${job.workflow}: ${job.reason}`));
+      // A job that ended before writing anything (e.g. a dependency failed) says why here.
+      if (job.status === 'failed' && job.reason && job.exit_code === null && service.logs.size(job.id) === 0) {
+        printer.line(color('red', `${job.workflow}: ${job.reason}`));
+      }
     });
   }
   let interrupts = 0;

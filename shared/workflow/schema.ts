@@ -40,6 +40,9 @@ export const resources = z
   })
   .describe('The hardware the job needs.');
 
+/** A shell command; `- true` or `- 42` in YAML are not strings, but mean the command all the same. */
+const command = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}$/, 'a port number')]);
 
 const common = {
@@ -63,7 +66,7 @@ const python = z.union([z.string(), z.number()]).optional().describe('The Python
 export const bashWorkflow = z.strictObject({
   ...common,
   provider: z.literal('bash'),
-  commands: z.array(z.string()).min(1).describe('Commands run in one shell, stopping at the first failure.'),
+  commands: z.array(command).min(1).describe('Commands run in one shell, stopping at the first failure.'),
   python,
   env: environment.optional(),
   environment: environment.optional(),
@@ -94,7 +97,7 @@ export const dockerWorkflow = z.strictObject({
   ...common,
   provider: z.literal('docker'),
   image: z.string().min(1).describe('The Docker image.'),
-  commands: z.array(z.string()).optional().describe('Commands run by `/bin/sh -c` in the image.'),
+  commands: z.array(command).optional().describe('Commands run by `/bin/sh -c` in the image.'),
   entrypoint: z.union([z.string(), z.array(z.string())]).optional().describe("Overrides the image's entrypoint."),
   registry_auth: z
     .strictObject({

@@ -95,7 +95,7 @@ describe('providers', () => {
     expect(r.stdout).toContain(`hello ['--name', 'big world', '--x', '1'] ${version}`);
     const old = await cli(['run', 'old'], { cwd, home });
     expect(old.code).toBe(1);
-    expect(old.stdout).toMatch(/old: python 2\.6 is not installed: this machine has python3 \(\d+\.\d+\).*; install python2\.6, or change or remove 'python:' in the workflow/);
+    expect(old.stdout).toMatch(/python 2\.6 is not installed: this machine has python3 \(\d+\.\d+\).*; install python2\.6, or change or remove 'python:' in the workflow/);
   });
 
   it('python installs requirements into a virtualenv of the job', async () => {
