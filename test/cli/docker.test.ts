@@ -84,10 +84,13 @@ describe('the docker provider', () => {
   it('pulls a missing image from the registry with progress, and says why a pull fails', async () => {
     const home = tempDir();
     const image = `${REGISTRY}/busybox:1`;
-    try {
-      docker('rmi', image);
-    } catch {
-      // not there: fine
+    // The private registry serves the same layers: without both gone, there is nothing to download.
+    for (const name of [image, `${AUTH_REGISTRY}/busybox:1`]) {
+      try {
+        docker('rmi', name);
+      } catch {
+        // not there: fine
+      }
     }
     const cwd = makeRepo({
       '.dstack/workflows.yaml': `workflows:\n${dockerWf('pulled', '    commands: [echo pulled-ok]\n', image)}${dockerWf('missing', '    commands: [true]\n', `${REGISTRY}/no-such-image:1`)}`,
