@@ -75,7 +75,7 @@ function lookup(name: string, ctx: InterpolationContext, file: YamlFile, path: P
     const secret = name.slice('secrets.'.length);
     if (ctx.secrets !== undefined && !ctx.secrets.includes(secret)) {
       throw new DstackError(
-        'DSTACK_ERR_VARIABLE_UNKNOWN',
+        'DSTACK_ERR_SECRET_UNKNOWN',
         `${where}: unknown secret '${secret}' in workflow '${ctx.workflow}'; add it with 'dstack secrets add ${secret}'`,
       );
     }

@@ -23,7 +23,7 @@ export class YamlFile {
     const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
     const first = doc.errors[0];
     if (first) {
-      const at = first.linePos?.[0] ?? { line: 1, col: 1 };
+      const at = first.linePos?.[0] ?? lineCounter.linePos(first.pos[0]);
       const what = first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       throw new DstackError('DSTACK_ERR_YAML', `${file}:${at.line}:${at.col}: invalid YAML: ${what}`);
     }

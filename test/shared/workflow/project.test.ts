@@ -55,7 +55,9 @@ describe('workflow files', () => {
   it('says where YAML is broken', () => {
     const e = loadError({ [WF]: 'workflows:\n  - name: a\n    provider: bash\n   commands: [echo a\n' });
     expect(e.code).toBe('DSTACK_ERR_YAML');
-    expect(e.message).toMatch(/^\.dstack\/workflows\.yaml:\d+:\d+: invalid YAML: /);
+    expect(e.message).toMatch(/^\.dstack\/workflows\.yaml:4:\d+: invalid YAML: /);
+    const directive = loadError({ [WF]: 'workflows:\n  - name: a\n    provider: bash\n    commands:\n      - %oops\n' });
+    expect(directive.message).toMatch(/^\.dstack\/workflows\.yaml:5:9: invalid YAML: Plain value cannot start with directive indicator character %/);
   });
 
   it('names an unknown key with file, line, column and the closest valid key', () => {
