@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const main = new URL('../dist/cli/main.js', import.meta.url);
+const main = new URL('../dist/cli-bundle/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(main))) {
   process.stderr.write('dstack: error: the CLI is not built; run `npm ci` (or `npm run build`) in the dstack folder\n');
   process.exit(1);

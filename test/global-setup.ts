@@ -10,7 +10,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
  * `npm test` starts them here and stops them after).
  */
 export default function setup(): () => void {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
   if (process.env.DSTACK_TEST_IMAGE) return () => {};
   const exports = execFileSync('bash', [path.join(ROOT, 'test/fixtures/docker/start.sh')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
   for (const line of exports.split('\n')) {

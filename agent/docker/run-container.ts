@@ -93,7 +93,9 @@ export async function runContainer(job: ContainerJob): Promise<RunningProvider> 
     try {
       const result = (await container.wait()) as { StatusCode: number };
       // The exit is known; let the last output through before the container goes.
-      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ended, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
       return result.StatusCode;
     } finally {
       await remove();
