@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, FIXTURE_BIN, makeRepo, startCli, tempDir, waitFor } from '../helpers/cli.js';
-import { AUTH_REGISTRY, containersWithLabel, docker, IMAGE, REGISTRY, REGISTRY_PASSWORD, REGISTRY_USER } from '../helpers/docker.js';
+import { AUTH_REGISTRY, containersWithLabel, docker, IMAGE, PYTHON_IMAGE, REGISTRY, REGISTRY_PASSWORD, REGISTRY_USER } from '../helpers/docker.js';
 
 const runName = (stdout: string) => /^([a-z]+-[a-z]+-\d+) /m.exec(stdout.split('\n')[1]!)![1]!;
 const dockerWf = (name: string, body: string, image = IMAGE) => `  - name: ${name}\n    provider: docker\n    image: ${image}\n${body}`;
@@ -260,5 +260,45 @@ describe('docker isolation', () => {
     const bad = await cli(['config', '--isolation', 'vm'], { cwd, home });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toBe("dstack: error: unknown isolation 'vm'; use one of: host, docker\n");
+  });
+
+  it('runs python jobs in the image with the same semantics: version, script arguments, a virtualenv for requirements', async () => {
+    const home = tempDir();
+    const cwd = makeRepo({
+      '.dstack/workflows.yaml': [
+        'workflows:',
+        '  - name: py',
+        '    provider: python',
+        '    python: 3.11',
+        '    requirements: []',
+        '    script: main.py --name "big world" ${{ run.args }}',
+        '    environment:',
+        '      GREETING: hello',
+        '    artifacts: [out]',
+        '  - name: shell',
+        '    provider: bash',
+        '    python: 3.11',
+        '    commands:',
+        '      - python --version',
+        '  - name: old',
+        '    provider: python',
+        '    python: 2.7',
+        '    script: main.py',
+        '',
+      ].join('\n'),
+      'main.py': 'import os, sys\nprint(os.environ["GREETING"], sys.argv[1:], sys.prefix, os.getcwd())\nos.makedirs("out", exist_ok=True)\nopen("out/result.txt", "w").write("ok")\n',
+    });
+    const opts = ['--isolation', 'docker', '--image', PYTHON_IMAGE];
+    const r = await cli(['run', 'py', ...opts, '--x', '1'], { cwd, home });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("hello ['--name', 'big world', '--x', '1'] /dstack/venv /dstack/work");
+    expect(JSON.parse((await cli(['artifacts', 'list', runName(r.stdout), '--json'], { cwd, home })).stdout)).toEqual([
+      { workflow: 'py', path: 'out', files: 1, bytes: 2 },
+    ]);
+    const shell = await cli(['run', 'shell', ...opts], { cwd, home });
+    expect(shell.stdout).toContain('Python 3.11');
+    const old = await cli(['run', 'old', ...opts], { cwd, home });
+    expect(old.code).toBe(1);
+    expect(old.stdout).toContain('dstack: python 2.7 is not installed in the image');
   });
 });

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 
 /** The container test fixtures (test/fixtures/docker/start.sh), from the environment. */
 export const IMAGE = process.env.DSTACK_TEST_IMAGE ?? 'dstack-test/busybox:1';
+export const PYTHON_IMAGE = process.env.DSTACK_TEST_PYTHON_IMAGE ?? 'dstack-test/python:1';
 export const REGISTRY = process.env.DSTACK_TEST_REGISTRY ?? '127.0.0.1:45555';
 export const AUTH_REGISTRY = process.env.DSTACK_TEST_AUTH_REGISTRY ?? '127.0.0.1:45556';
 export const REGISTRY_USER = process.env.DSTACK_TEST_REGISTRY_USER ?? 'dstack-test';
