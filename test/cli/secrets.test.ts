@@ -80,3 +80,25 @@ describe('dstack secrets', () => {
     expect(holders).toEqual(['secrets.json']);
   });
 });
+
+describe('dstack secrets add at a terminal', () => {
+  it('prompts without echoing the value', async () => {
+    const pty = await import('node-pty');
+    const { DSTACK } = await import('../helpers/cli.js');
+    const home = tempDir();
+    const term = pty.spawn(process.execPath, [DSTACK, 'secrets', 'add', 'TYPED'], {
+      cwd: tempDir(),
+      env: { ...process.env, DSTACK_HOME: home, NO_COLOR: '1' } as Record<string, string>,
+    });
+    let screen = '';
+    term.onData((d) => (screen += d));
+    const exited = new Promise<number>((r) => term.onExit(({ exitCode }) => r(exitCode)));
+    const deadline = Date.now() + 20_000;
+    while (!screen.includes('Value of TYPED: ') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    term.write('typed-s3cret\r');
+    expect(await exited).toBe(0);
+    expect(screen).toContain('Added secret TYPED');
+    expect(screen).not.toContain('typed-s3cret');
+    expect(JSON.parse(fs.readFileSync(path.join(home, 'secrets.json'), 'utf8')).TYPED.value).toBe('typed-s3cret');
+  });
+});
