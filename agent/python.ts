@@ -13,7 +13,8 @@ export function findPython(version: string | undefined, env: NodeJS.ProcessEnv):
     const v = versionOf(exe, env);
     if (!v) continue;
     seen.push(`${exe} (${v})`);
-    if (!wanted || v === wanted || v.startsWith(`${wanted}.`) || wanted.startsWith(`${v}.`) && wanted.split('.').length > 2) return exe;
+    // `3` takes any 3.x; `3.10.4` is satisfied by 3.10 (a patch release cannot be chosen by name).
+    if (!wanted || v === wanted || v.startsWith(`${wanted}.`) || wanted.startsWith(`${v}.`)) return exe;
   }
   const has = seen.length ? `this machine has ${[...new Set(seen)].join(', ')}` : 'this machine has no python3';
   throw new DstackError(

@@ -1,6 +1,7 @@
 import { isFinal } from '../../shared/job-status.js';
 import { colorsEnabled } from '../output/colors.js';
 import { LogPrinter } from '../output/log-printer.js';
+import { isExecutorAlive } from '../local/executor-identity.js';
 import { openLocal } from '../local/local-context.js';
 
 /** Prints a run's logs from the log files; with `--follow`, keeps reading until the run ends. */
@@ -28,7 +29,7 @@ export async function logsCommand(runName: string, opts: { follow?: boolean }): 
       await pump();
       if (!opts.follow || finished) break;
       await new Promise((r) => setTimeout(r, 100));
-      service.reconcile((await import('../local/executor-identity.js')).isExecutorAlive);
+      service.reconcile(isExecutorAlive);
       view = service.view(runName);
     }
   } finally {

@@ -1,26 +1,26 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import type Docker from 'dockerode';
 import { connectDocker } from '../../agent/docker/engine.js';
 import type { Isolation } from '../../agent/job-runner.js';
-import fs from 'node:fs';
-import path from 'node:path';
-import { copySource } from '../../agent/source-copy.js';
 import { detectResources } from '../../agent/resources.js';
+import { copySource } from '../../agent/source-copy.js';
 import { RunExecutor, type StopMode } from '../../app/run-executor.js';
-import type { RunService, RunView } from '../../app/run-service.js';
+import type { RunView } from '../../app/run-service.js';
 import { DstackError } from '../../shared/errors.js';
 import { unmetResources, type MachineResources } from '../../shared/resources.js';
 import { Project } from '../../shared/workflow/project.js';
+import { checkIsolation, ConfigFile, DEFAULT_ISOLATION_IMAGE } from '../local/config-file.js';
+import { containerOwner, removeLeftoverContainers } from '../local/containers.js';
+import { executorIdentity } from '../local/executor-identity.js';
+import { findRepoRoot, openLocal, type LocalContext } from '../local/local-context.js';
+import { LocalWorker, runSourceDir } from '../local/local-worker.js';
+import { SecretStore } from '../local/secret-store.js';
 import { colorsEnabled, paint, statusColor } from '../output/colors.js';
 import { LogPrinter } from '../output/log-printer.js';
 import { table } from '../output/table.js';
 import { ago, duration } from '../output/time.js';
-import { checkIsolation, ConfigFile, DEFAULT_ISOLATION_IMAGE } from '../local/config-file.js';
-import { containerOwner, removeLeftoverContainers } from '../local/containers.js';
-import { executorIdentity } from '../local/executor-identity.js';
-import { SecretStore } from '../local/secret-store.js';
-import { findRepoRoot, openLocal, type LocalContext } from '../local/local-context.js';
-import { LocalWorker, runSourceDir } from '../local/local-worker.js';
 import { parseRunArgs } from './run-args.js';
 
 export interface RunOptions {
@@ -181,4 +181,3 @@ function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-export type { RunService };

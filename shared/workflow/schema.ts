@@ -63,18 +63,23 @@ const workingDir = z.string().optional().describe('The folder, relative to the r
 const ports = z.array(port).optional().describe('Ports the job listens on.');
 const python = z.union([z.string(), z.number()]).optional().describe('The Python version, e.g. `3.10`.');
 
+/** Keys every provider that runs code has. */
+const jobKeys = {
+  environment: environment.optional(),
+  working_dir: workingDir,
+  artifacts,
+  cache,
+  resources: resources.optional(),
+};
+
 export const bashWorkflow = z.strictObject({
   ...common,
   provider: z.literal('bash'),
   commands: z.array(command).min(1).describe('Commands run in one shell, stopping at the first failure.'),
   python,
   env: environment.optional(),
-  environment: environment.optional(),
-  working_dir: workingDir,
-  artifacts,
   ports,
-  cache,
-  resources: resources.optional(),
+  ...jobKeys,
 });
 
 export const pythonWorkflow = z.strictObject({
@@ -86,11 +91,7 @@ export const pythonWorkflow = z.strictObject({
     .optional()
     .describe('A requirements file, or a list of packages.'),
   python,
-  environment: environment.optional(),
-  working_dir: workingDir,
-  artifacts,
-  cache,
-  resources: resources.optional(),
+  ...jobKeys,
 });
 
 export const dockerWorkflow = z.strictObject({
@@ -106,12 +107,8 @@ export const dockerWorkflow = z.strictObject({
     })
     .optional()
     .describe('Credentials for a private registry.'),
-  environment: environment.optional(),
-  working_dir: workingDir,
-  artifacts,
   ports,
-  cache,
-  resources: resources.optional(),
+  ...jobKeys,
 });
 
 export const curlWorkflow = z.strictObject({

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, makeRepo, tempDir } from '../helpers/cli.js';
+import { cli, makeRepo, runNameOf, tempDir } from '../helpers/cli.js';
 
-const runName = (stdout: string) => /^([a-z]+-[a-z]+-\d+) /m.exec(stdout.split('\n')[1]!)![1]!;
 
 describe('artifacts, tags and caches', () => {
   const workflows = [
@@ -34,7 +33,7 @@ describe('artifacts, tags and caches', () => {
     const cwd = makeRepo({ '.dstack/workflows.yaml': workflows });
     const r = await cli(['run', 'train'], { cwd, home });
     expect(r.code).toBe(0);
-    const name = runName(r.stdout);
+    const name = runNameOf(r.stdout);
     expect(r.stdout).toContain(`made by ${name}`);
 
     const list = await cli(['artifacts', 'list', name, '--json'], { cwd, home });
@@ -72,7 +71,7 @@ describe('artifacts, tags and caches', () => {
     );
 
     const prep = await cli(['run', 'prepare'], { cwd, home });
-    const tagged = runName(prep.stdout);
+    const tagged = runNameOf(prep.stdout);
     const tag = await cli(['tag', tagged, 'latest'], { cwd, home });
     expect(tag.stdout).toBe(`Tagged ${tagged} as latest\n`);
 
@@ -89,7 +88,7 @@ describe('artifacts, tags and caches', () => {
     expect(JSON.parse(byTag.stdout)).toHaveLength(1);
 
     // Moving the tag to another run, then deleting it.
-    const prep2 = runName((await cli(['run', 'prepare'], { cwd, home })).stdout);
+    const prep2 = runNameOf((await cli(['run', 'prepare'], { cwd, home })).stdout);
     expect((await cli(['tag', prep2, 'latest'], { cwd, home })).stdout).toBe(`Moved tag latest from ${tagged} to ${prep2}\n`);
     expect((await cli(['untag', 'latest'], { cwd, home })).stdout).toBe('Deleted tag latest\n');
     const gone = await cli(['untag', 'latest'], { cwd, home });
@@ -102,7 +101,7 @@ describe('artifacts, tags and caches', () => {
     const cwd = makeRepo({ '.dstack/workflows.yaml': 'workflows:\n  - name: f\n    provider: bash\n    commands:\n      - mkdir out && echo partial > out/log.txt\n      - exit 2\n    artifacts: [out]\n' });
     const r = await cli(['run', 'f'], { cwd, home });
     expect(r.code).toBe(1);
-    const list = JSON.parse((await cli(['artifacts', 'list', runName(r.stdout), '--json'], { cwd, home })).stdout);
+    const list = JSON.parse((await cli(['artifacts', 'list', runNameOf(r.stdout), '--json'], { cwd, home })).stdout);
     expect(list).toEqual([{ workflow: 'f', path: 'out', files: 1, bytes: 8 }]);
   });
 
@@ -128,7 +127,7 @@ describe('artifacts, tags and caches', () => {
     expect(first.stdout).toContain('none');
     expect(first.stdout).toContain('no-marker');
     const second = await cli(['run', 'cached'], { cwd, home });
-    const firstName = runName(first.stdout);
+    const firstName = runNameOf(first.stdout);
     expect(second.stdout.match(new RegExp(firstName, 'g'))).toHaveLength(2);
 
     const prune = await cli(['prune', 'cache', 'cached'], { cwd, home });

@@ -3,19 +3,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, FIXTURE_BIN, makeRepo, startCli, tempDir, waitFor } from '../helpers/cli.js';
+import { allRuns, cli, FIXTURE_BIN, makeRepo, runNameOf, startCli, tempDir, waitFor } from '../helpers/cli.js';
 import { AUTH_REGISTRY, containersWithLabel, docker, IMAGE, PYTHON_IMAGE, REGISTRY, REGISTRY_PASSWORD, REGISTRY_USER } from '../helpers/docker.js';
 
-const runName = (stdout: string) => /^([a-z]+-[a-z]+-\d+) /m.exec(stdout.split('\n')[1]!)![1]!;
 const dockerWf = (name: string, body: string, image = IMAGE) => `  - name: ${name}\n    provider: docker\n    image: ${image}\n${body}`;
 
-async function ps(cwd: string, home: string) {
-  return JSON.parse((await cli(['ps', '-a', '--json'], { cwd, home })).stdout) as {
-    name: string;
-    status: string;
-    jobs: { workflow: string; status: string; reason: string | null; exit_code: number | null }[];
-  }[];
-}
 
 async function freePort(): Promise<number> {
   const s = http.createServer();
@@ -50,7 +42,7 @@ describe('the docker provider', () => {
     const r = await cli(['run', 'hello'], { cwd, home });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const name = runName(r.stdout);
+    const name = runNameOf(r.stdout);
     expect(r.stdout).toContain(`hello from /dstack/work/src run=${name}`);
     expect(r.stdout).toContain('from the repository');
     expect(r.stdout).toContain('no-cache');
@@ -67,7 +59,7 @@ describe('the docker provider', () => {
     expect(failed.code).toBe(1);
     expect(failed.stdout).toContain('before');
     expect(failed.stdout).not.toContain('after');
-    expect((await ps(cwd, home))[0]!.jobs[0]).toMatchObject({ status: 'failed', exit_code: 4 });
+    expect((await allRuns(cwd, home))[0]!.jobs[0]).toMatchObject({ status: 'failed', exit_code: 4 });
     expect(containersWithLabel('dstack.job')).toEqual([]);
   });
 
@@ -105,7 +97,7 @@ describe('the docker provider', () => {
     const m = await cli(['run', 'missing'], { cwd, home });
     expect(m.code).toBe(1);
     expect(m.stdout).toContain(`cannot pull image '${REGISTRY}/no-such-image:1': the image was not found`);
-    expect((await ps(cwd, home))[0]!.jobs[0]!.reason).toMatch(/^cannot pull image .* the image was not found/);
+    expect((await allRuns(cwd, home))[0]!.jobs[0]!.reason).toMatch(/^cannot pull image .* the image was not found/);
   });
 
   it('logs in to a private registry with registry_auth from a secret, and says when it refuses', async () => {
@@ -190,7 +182,7 @@ describe('the docker provider', () => {
         ].join('\n'),
       )}`,
     });
-    const name = runName((await cli(['run', 'long', '-d'], { cwd, home })).stdout);
+    const name = runNameOf((await cli(['run', 'long', '-d'], { cwd, home })).stdout);
     await waitFor(async () => (await cli(['logs', name], { cwd, home })).stdout.includes('ready'), 30_000, 'the container to start');
     expect(containersWithLabel('dstack.job')).toHaveLength(1);
     const stop = await cli(['stop', name], { cwd, home });
@@ -208,7 +200,7 @@ describe('the docker provider', () => {
     child.kill('SIGKILL');
     await child.exited;
     expect(containersWithLabel('dstack.job')).toHaveLength(1);
-    const [run] = await ps(cwd, home);
+    const [run] = await allRuns(cwd, home);
     expect(run!.status).toBe('aborted');
     expect(containersWithLabel('dstack.job')).toEqual([]);
   });
@@ -250,7 +242,7 @@ describe('docker isolation', () => {
     expect(boxed.code).toBe(0);
     expect(boxed.stdout).toContain('in-a-container');
     expect(boxed.stdout).toContain('home=/dstack/home');
-    const list = JSON.parse((await cli(['artifacts', 'list', runName(boxed.stdout), '--json'], { cwd, home })).stdout);
+    const list = JSON.parse((await cli(['artifacts', 'list', runNameOf(boxed.stdout), '--json'], { cwd, home })).stdout);
     expect(list).toEqual([{ workflow: 'where', path: 'out', files: 1, bytes: 5 }]);
 
     const config = await cli(['config', '--isolation', 'docker', '--image', IMAGE], { cwd, home });
@@ -292,7 +284,7 @@ describe('docker isolation', () => {
     const r = await cli(['run', 'py', ...opts, '--x', '1'], { cwd, home });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("hello ['--name', 'big world', '--x', '1'] /dstack/venv /dstack/work");
-    expect(JSON.parse((await cli(['artifacts', 'list', runName(r.stdout), '--json'], { cwd, home })).stdout)).toEqual([
+    expect(JSON.parse((await cli(['artifacts', 'list', runNameOf(r.stdout), '--json'], { cwd, home })).stdout)).toEqual([
       { workflow: 'py', path: 'out', files: 1, bytes: 2 },
     ]);
     const shell = await cli(['run', 'shell', ...opts], { cwd, home });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, makeRepo, ROOT, tempDir } from '../helpers/cli.js';
+import { allRuns, cli, makeRepo, ROOT, tempDir } from '../helpers/cli.js';
 
 const bash = (name: string, commands: string[], extra = '') =>
   `  - name: ${name}\n    provider: bash\n    commands:\n${commands.map((c) => `      - ${JSON.stringify(c)}`).join('\n')}\n${extra}`;
@@ -10,17 +10,6 @@ function repo(workflows: string, more: Record<string, string> = {}) {
   return makeRepo({ '.dstack/workflows.yaml': `workflows:\n${workflows}`, ...more });
 }
 
-async function psJson(cwd: string, home: string) {
-  const r = await cli(['ps', '-a', '--json'], { cwd, home });
-  expect(r.code).toBe(0);
-  return JSON.parse(r.stdout) as {
-    name: string;
-    status: string;
-    workflow: string;
-    submitted_at: string;
-    jobs: { workflow: string; status: string; exit_code: number | null; reason: string | null }[];
-  }[];
-}
 
 describe('dstack run', () => {
   it('runs the quick-start example: prepare, then train with its artifacts', async () => {
@@ -34,7 +23,7 @@ describe('dstack run', () => {
     const [, w, b] = /saved checkpoint\/model\.txt: w=(\S+) b=(\S+)/.exec(r.stdout)!;
     expect(Number(w)).toBeCloseTo(3, 1);
     expect(Number(b)).toBeCloseTo(-2, 1);
-    const [run] = await psJson(cwd, home);
+    const [run] = await allRuns(cwd, home);
     expect(run!.status).toBe('done');
     expect(run!.jobs.map((j) => [j.workflow, j.status, j.exit_code])).toEqual([
       ['prepare', 'done', 0],
@@ -64,7 +53,7 @@ describe('dstack run', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('before');
     expect(r.stdout).not.toContain('after');
-    const [run] = await psJson(cwd, home);
+    const [run] = await allRuns(cwd, home);
     expect(run!.status).toBe('failed');
     expect(run!.jobs[0]).toMatchObject({ status: 'failed', exit_code: 3, reason: 'exit code 3' });
   });
@@ -75,7 +64,7 @@ describe('dstack run', () => {
     const r = await cli(['run', 'b'], { cwd, home });
     expect(r.code).toBe(1);
     expect(r.stdout).not.toContain('ran-b');
-    const [run] = await psJson(cwd, home);
+    const [run] = await allRuns(cwd, home);
     expect(run!.jobs[1]).toMatchObject({ workflow: 'b', status: 'failed', reason: "not run: dependency 'a' failed" });
   });
 

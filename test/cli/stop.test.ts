@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, makeRepo, startCli, tempDir, waitFor } from '../helpers/cli.js';
+import { allRuns, cli, makeRepo, runNameOf, startCli, tempDir, waitFor } from '../helpers/cli.js';
 
-const runName = (stdout: string) => /^([a-z]+-[a-z]+-\d+) /m.exec(stdout.split('\n')[1]!)![1]!;
 
 // The job traps SIGINT like a training script that saves a checkpoint before it exits.
 const workflows = [
@@ -24,13 +23,6 @@ const workflows = [
   '',
 ].join('\n');
 
-async function ps(cwd: string, home: string) {
-  return JSON.parse((await cli(['ps', '-a', '--json'], { cwd, home })).stdout) as {
-    name: string;
-    status: string;
-    jobs: { workflow: string; status: string; reason: string | null }[];
-  }[];
-}
 
 describe('stopping runs', () => {
   it('Ctrl+C once stops the run: the job gets SIGINT, artifacts are saved, the run ends stopped', async () => {
@@ -43,7 +35,7 @@ describe('stopping runs', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('Stopping… (press Ctrl+C again to abort)');
     expect(r.stdout).toContain('got-sigint');
-    const [run] = await ps(cwd, home);
+    const [run] = await allRuns(cwd, home);
     expect(run!.status).toBe('stopped');
     expect(run!.jobs).toMatchObject([
       { workflow: 'long', status: 'stopped', reason: 'stopped by the user' },
@@ -67,7 +59,7 @@ describe('stopping runs', () => {
     const r = await child.exited;
     expect(r.stdout).toContain('Aborting…');
     expect(r.code).toBe(1);
-    const [run] = await ps(cwd, home);
+    const [run] = await allRuns(cwd, home);
     expect(run!.jobs[0]).toMatchObject({ status: 'aborted', reason: 'aborted by the user' });
   });
 
@@ -76,7 +68,7 @@ describe('stopping runs', () => {
     const cwd = makeRepo({ '.dstack/workflows.yaml': workflows });
     const r = await cli(['run', 'long', '-d'], { cwd, home });
     expect(r.code).toBe(0);
-    const name = runName(r.stdout);
+    const name = runNameOf(r.stdout);
     expect(r.stdout).toContain(`Detached. Follow with: dstack logs ${name} -f`);
     const follow = startCli(['logs', name, '-f'], { cwd, home });
     await waitFor(() => follow.output().stdout.includes('ready'), 20_000, 'logs -f to show the job');
@@ -95,11 +87,11 @@ describe('stopping runs', () => {
   it('stop --abort kills at once and the run ends aborted', async () => {
     const home = tempDir();
     const cwd = makeRepo({ '.dstack/workflows.yaml': workflows });
-    const name = runName((await cli(['run', 'long', '-d'], { cwd, home })).stdout);
+    const name = runNameOf((await cli(['run', 'long', '-d'], { cwd, home })).stdout);
     await waitFor(async () => (await cli(['logs', name], { cwd, home })).stdout.includes('ready'), 20_000, 'the job to start');
     const stop = await cli(['stop', name, '--abort'], { cwd, home });
     expect(stop.stdout).toBe(`Aborting ${name}…\n${name}: aborted\n`);
-    const [run] = await ps(cwd, home);
+    const [run] = await allRuns(cwd, home);
     expect(run!.jobs[0]).toMatchObject({ status: 'aborted', reason: 'aborted by the user' });
   });
 
@@ -110,7 +102,7 @@ describe('stopping runs', () => {
     await waitFor(() => child.output().stdout.includes('ready'), 20_000, 'the job to start');
     child.kill('SIGKILL');
     await child.exited;
-    const [run] = await ps(cwd, home);
+    const [run] = await allRuns(cwd, home);
     expect(run!.status).toBe('aborted');
     expect(run!.jobs[0]!.reason).toMatch(/^the dstack process running this job exited/);
     // The log written before the crash is still there.

@@ -76,3 +76,23 @@ export async function waitFor<T>(check: () => T | Promise<T>, ms = 20_000, what 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** The run name in the table `dstack run` prints first. */
+export function runNameOf(stdout: string): string {
+  return /^([a-z]+-[a-z]+-\d+) /m.exec(stdout.split('\n')[1]!)![1]!;
+}
+
+export interface RunJson {
+  name: string;
+  workflow: string;
+  status: string;
+  submitted_at: string;
+  jobs: { workflow: string; status: string; reason: string | null; exit_code: number | null; gpus: number[] }[];
+}
+
+/** `dstack ps -a --json`: every run, newest first. */
+export async function allRuns(cwd: string, home: string): Promise<RunJson[]> {
+  const r = await cli(['ps', '-a', '--json'], { cwd, home });
+  if (r.code !== 0) throw new Error(`dstack ps failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as RunJson[];
+}
