@@ -14,7 +14,7 @@ import { watchPorts } from './port-watch.js';
 import { bashProvider } from './providers/bash.js';
 import { curlProvider } from './providers/curl.js';
 import { dockerProvider } from './providers/docker.js';
-import type { JobPaths, Provider, ProviderContext, RunningProvider } from './providers/provider.js';
+import type { ContainerOptions, JobPaths, Provider, ProviderContext, RunningProvider } from './providers/provider.js';
 import { pythonProvider } from './providers/python.js';
 import { containerScriptCommand, runHostScript, writeJobScript } from './providers/shell-script.js';
 import { SecretMasker } from './secret-masker.js';
@@ -127,7 +127,7 @@ export class JobRunner {
     };
     const paths = inContainer ? boxPaths : hostPaths;
     const env = inContainer ? containerEnvironment(this.job, boxPaths, workflow.env) : hostEnvironment(this.job, hostPaths, workflow.env, this.options.env);
-    const container = async (o: { image: string; auth?: { username: string; password: string }; entrypoint?: string[]; cmd?: string[] }) => {
+    const container = async (o: ContainerOptions) => {
       const docker = await (this.options.docker ?? connectDocker)();
       return runContainer({
         docker,

@@ -24,6 +24,11 @@ export interface ContainerJob {
   gpus: number[];
   ports: number[];
   labels: Record<string, string>;
+  /**
+   * What a stop sends first. `docker stop` sends SIGTERM, and images are written for that; jobs
+   * run for isolation keep the host's semantics (SIGINT first, as Ctrl+C).
+   */
+  stopSignal?: NodeJS.Signals;
   output(data: Buffer): void;
 }
 
@@ -104,7 +109,10 @@ export async function runContainer(job: ContainerJob): Promise<RunningProvider> 
   return {
     exited,
     signal(sig) {
-      container.kill({ signal: sig }).catch(() => {});
+      // The runner stops with SIGINT, SIGTERM after the grace period, then SIGKILL. A container
+      // stopped with SIGTERM first gets SIGKILL when the grace period is over, as `docker stop`.
+      const send = job.stopSignal === 'SIGTERM' && sig === 'SIGINT' ? 'SIGTERM' : job.stopSignal === 'SIGTERM' && sig === 'SIGTERM' ? 'SIGKILL' : sig;
+      container.kill({ signal: send }).catch(() => {});
     },
     pause: () => stream.pause(),
     resume: () => stream.resume(),

@@ -13,6 +13,8 @@ export const dockerProvider: Provider = async (ctx) => {
   return ctx.container({
     image: spec.image,
     auth: spec.registry_auth,
+    // As `docker stop`: SIGTERM, the grace period, then SIGKILL.
+    stopSignal: 'SIGTERM',
     ...(commands ? { entrypoint: entrypoint ?? ['/bin/sh', '-c'], cmd: [commands] } : entrypoint ? { entrypoint } : {}),
   });
 };

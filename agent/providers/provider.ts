@@ -16,6 +16,8 @@ export interface ContainerOptions {
   auth?: RegistryAuth;
   entrypoint?: string[];
   cmd?: string[];
+  /** The first signal of a stop (default SIGINT, as on the host). */
+  stopSignal?: NodeJS.Signals;
 }
 
 export interface ProviderContext {

@@ -94,6 +94,11 @@ describe('the docker provider', () => {
     expect(r.stdout).toContain(`Pulled ${image}`);
     expect(r.stdout).toContain('pulled-ok');
 
+    const unreachable = makeRepo({ '.dstack/workflows.yaml': `workflows:\n${dockerWf('far', '    commands: [true]\n', '127.0.0.1:1/busybox:1')}` });
+    const far = await cli(['run', 'far'], { cwd: unreachable, home });
+    expect(far.code).toBe(1);
+    expect(far.stdout).toContain("cannot pull image '127.0.0.1:1/busybox:1': the registry cannot be reached (no network?)");
+
     const m = await cli(['run', 'missing'], { cwd, home });
     expect(m.code).toBe(1);
     expect(m.stdout).toContain(`cannot pull image '${REGISTRY}/no-such-image:1': the image was not found`);
@@ -166,7 +171,7 @@ describe('the docker provider', () => {
     expect(containersWithLabel('dstack.job')).toEqual([]);
   });
 
-  it('stops a container job with dstack stop, saves its artifacts and removes the container', async () => {
+  it('stops a container job with dstack stop (SIGTERM, as docker stop), saves its artifacts and removes the container', async () => {
     const home = tempDir();
     const cwd = makeRepo({
       '.dstack/workflows.yaml': `workflows:\n${dockerWf(
@@ -174,7 +179,7 @@ describe('the docker provider', () => {
         [
           '    commands:',
           '      - mkdir -p out',
-          "      - trap 'echo stopped > out/state; exit 130' INT TERM",
+          "      - trap 'echo stopped > out/state; exit 143' TERM",
           '      - echo ready',
           '      - while true; do sleep 0.1; done',
           '    artifacts: [out]',
