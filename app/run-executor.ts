@@ -26,7 +26,13 @@ export class RunExecutor {
   private stopMode: StopMode | undefined;
   private wake: () => void = () => {};
 
-  constructor(private readonly service: RunService, private readonly worker: Worker, private readonly runName: string) {}
+  constructor(
+    private readonly service: RunService,
+    private readonly worker: Worker,
+    private readonly runName: string,
+    /** `refresh`: called while waiting, to notice jobs of other runs that ended (e.g. reconcile). */
+    private readonly options: { refresh?: () => void } = {},
+  ) {}
 
   async execute(): Promise<RunView> {
     for (;;) {
@@ -35,14 +41,19 @@ export class RunExecutor {
       if (jobs.every((j) => isFinal(j.status))) break;
       // Jobs are in dependency order, so one pass starts every job that can start now.
       for (const job of jobs) if (job.status === 'submitted' && !this.running.has(job.id)) this.consider(job, this.service.store.jobsOf(this.runName));
-      if (this.running.size === 0) {
+      const waiting = this.service.store.jobsOf(this.runName).some((j) => j.status === 'submitted' && j.reason?.startsWith('waiting for'));
+      if (this.running.size === 0 && !waiting) {
         const left = this.service.store.jobsOf(this.runName).filter((j) => !isFinal(j.status));
         if (left.length === 0) break;
         // Nothing runs and nothing can start: say so rather than wait forever.
         for (const j of left) this.service.setJobStatus(j.id, 'failed', { reason: 'could not be scheduled' });
         break;
       }
-      await woken;
+      // Jobs of other runs free GPUs without waking this one: look again every second.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([woken, new Promise<void>((r) => (timer = setTimeout(r, 1000)))]);
+      clearTimeout(timer);
+      this.options.refresh?.();
     }
     return this.service.view(this.runName);
   }
@@ -79,19 +90,27 @@ export class RunExecutor {
       this.wake();
       return;
     }
-    const busy = new Set([...this.running.values()].flatMap((r) => r.gpus));
-    const free = matchingGpus(machine.gpus, spec.resources.gpu).filter((g) => !busy.has(g.index));
     const cpu = spec.resources.cpu ?? 0;
     const memoryMiB = spec.resources.memoryMiB ?? 0;
     const usedCpu = [...this.running.values()].reduce((n, r) => n + r.cpu, 0);
     const usedMem = [...this.running.values()].reduce((n, r) => n + r.memoryMiB, 0);
-    if (free.length < spec.resources.gpu.count || usedCpu + cpu > machine.cpus || usedMem + memoryMiB > machine.memoryMiB) {
-      const reason = `waiting for resources: ${this.running.size} job(s) of this run are using them`;
+    const mine = new Set([...this.running.values()].flatMap((r) => r.gpus));
+    const candidates = matchingGpus(machine.gpus, spec.resources.gpu).filter((g) => !mine.has(g.index)).map((g) => g.index);
+    let gpus: number[] | undefined = [];
+    if (usedCpu + cpu <= machine.cpus && usedMem + memoryMiB <= machine.memoryMiB && spec.resources.gpu.count > 0) {
+      // Claimed in one transaction, so two `dstack run`s on this machine never share a GPU.
+      gpus = this.service.store.claimGpus(job.id, candidates, spec.resources.gpu.count);
+    }
+    if (gpus === undefined || usedCpu + cpu > machine.cpus || usedMem + memoryMiB > machine.memoryMiB) {
+      const holders = [...new Set(this.service.store.gpusInUse(this.runName).map((o) => o.run_name))];
+      const reason =
+        gpus === undefined && holders.length > 0
+          ? `waiting for ${spec.resources.gpu.count} GPU(s): in use by ${holders.join(', ')}`
+          : `waiting for resources: ${this.running.size} job(s) of this run are using them`;
       if (job.reason !== reason) this.service.setJobStatus(job.id, 'submitted', { reason });
       return;
     }
-    const gpus = free.slice(0, spec.resources.gpu.count).map((g) => g.index);
-    if (gpus.length > 0) this.service.store.setJobStatus(job.id, 'submitted', { reason: `assigned GPU ${gpus.join(', ')}`, gpus: gpus.join(',') });
+    if (gpus.length > 0) this.service.setJobStatus(job.id, 'submitted', { reason: `assigned GPU ${gpus.join(', ')}`, gpus: gpus.join(',') });
     const started = this.worker.start(job, gpus);
     this.running.set(job.id, { started, gpus, cpu, memoryMiB });
     if (this.stopMode) started.stop(this.stopMode);

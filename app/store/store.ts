@@ -152,6 +152,34 @@ export class Store {
     });
   }
 
+  /** GPUs held by live jobs of runs other than `exceptRun` (GPUs are claimed at `submitted`, kept until the end). */
+  gpusInUse(exceptRun: string): { run_name: string; gpus: number[] }[] {
+    const rows = this.db
+      .prepare(
+        `SELECT run_name, gpus FROM jobs WHERE run_name != ? AND gpus IS NOT NULL AND gpus != ''
+           AND status NOT IN ('done', 'failed', 'stopped', 'aborted')`,
+      )
+      .all(exceptRun) as { run_name: string; gpus: string }[];
+    return rows.map((r) => ({ run_name: r.run_name, gpus: r.gpus.split(',').map(Number) }));
+  }
+
+  /**
+   * Gives a job `count` of `candidates` that no live job of another run holds, or undefined when
+   * too few are free. Check and claim are one write transaction, so concurrent runs cannot both win.
+   */
+  claimGpus(jobId: string, candidates: number[], count: number): number[] | undefined {
+    return this.db
+      .transaction(() => {
+        const job = this.getJob(jobId)!;
+        const held = new Set(this.gpusInUse(job.run_name).flatMap((o) => o.gpus));
+        const chosen = candidates.filter((g) => !held.has(g)).slice(0, count);
+        if (chosen.length < count) return undefined;
+        this.db.prepare('UPDATE jobs SET gpus = ? WHERE id = ?').run(chosen.join(','), jobId);
+        return chosen;
+      })
+      .immediate();
+  }
+
   jobEvents(id: string): { status: JobStatus; reason: string | null; at: number }[] {
     return this.db.prepare('SELECT status, reason, at FROM job_events WHERE job_id = ? ORDER BY rowid').all(id) as {
       status: JobStatus;

@@ -13,7 +13,7 @@ import { unmetResources, type MachineResources } from '../../shared/resources.js
 import { Project } from '../../shared/workflow/project.js';
 import { checkIsolation, ConfigFile, DEFAULT_ISOLATION_IMAGE } from '../local/config-file.js';
 import { containerOwner, removeLeftoverContainers } from '../local/containers.js';
-import { executorIdentity } from '../local/executor-identity.js';
+import { executorIdentity, isExecutorAlive } from '../local/executor-identity.js';
 import { findRepoRoot, openLocal, type LocalContext } from '../local/local-context.js';
 import { LocalWorker, runSourceDir } from '../local/local-worker.js';
 import { SecretStore } from '../local/secret-store.js';
@@ -117,7 +117,7 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
     graceSeconds: Number(process.env.DSTACK_STOP_GRACE_SECONDS ?? 10),
     backpressure: attached ? () => printer.backpressure() : undefined,
   });
-  const executor = new RunExecutor(service, worker, runName);
+  const executor = new RunExecutor(service, worker, runName, { refresh: () => service.reconcile(isExecutorAlive) });
 
   if (attached) {
     service.on('log', (jobId, data) => printer.write(jobId, data));

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, FIXTURE_BIN, makeRepo, startCli, tempDir, waitFor } from '../helpers/cli.js';
+import { allRuns, cli, FIXTURE_BIN, makeRepo, startCli, tempDir, waitFor } from '../helpers/cli.js';
 
 const PATH = `${FIXTURE_BIN}:${process.env.PATH}`;
 const gpuRepo = (resources: string) =>
@@ -25,6 +25,25 @@ describe('resources on this machine', () => {
     expect(r.stdout).toContain('cuda=[0,1]');
     const [run] = JSON.parse((await cli(['ps', '--json'], { cwd: tempDir(), home })).stdout);
     expect(run.jobs[0].gpus).toEqual([0, 1]);
+  });
+
+  it('never gives one GPU to two runs at once: the second waits, saying for what', async () => {
+    const home = tempDir();
+    const env = { PATH, FAKE_GPUS: 'NVIDIA A100-SXM4-80GB:81920' };
+    const cwd = makeRepo({
+      '.dstack/workflows.yaml': 'workflows:\n  - name: gpu\n    provider: bash\n    commands:\n      - echo "cuda=[$CUDA_VISIBLE_DEVICES]"\n      - sleep 2\n    resources:\n      gpu: 1\n',
+    });
+    const first = await cli(['run', 'gpu', '-d'], { cwd, home, env });
+    const firstName = /^(\S+) /m.exec(first.stdout.split('\n')[1]!)![1]!;
+    await waitFor(async () => (await allRuns(cwd, home))[0]!.jobs[0]!.status === 'running', 20_000, 'the first run to start');
+    const second = startCli(['run', 'gpu'], { cwd, home, env });
+    await waitFor(async () => (await allRuns(cwd, home))[0]!.jobs[0]!.reason === `waiting for 1 GPU(s): in use by ${firstName}`, 20_000, 'the second run to wait');
+    const r = await second.exited;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('cuda=[0]');
+    const [b, a] = await allRuns(cwd, home);
+    expect(a!.status).toBe('done');
+    expect(Date.parse(b!.jobs[0]!.started_at!)).toBeGreaterThanOrEqual(Date.parse(a!.jobs[0]!.finished_at!));
   });
 
   it('matches GPUs by name and memory', async () => {

@@ -87,7 +87,15 @@ export interface RunJson {
   workflow: string;
   status: string;
   submitted_at: string;
-  jobs: { workflow: string; status: string; reason: string | null; exit_code: number | null; gpus: number[] }[];
+  jobs: {
+    workflow: string;
+    status: string;
+    reason: string | null;
+    exit_code: number | null;
+    gpus: number[];
+    started_at: string | null;
+    finished_at: string | null;
+  }[];
 }
 
 /** `dstack ps -a --json`: every run, newest first. */
