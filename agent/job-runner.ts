@@ -100,7 +100,8 @@ export class JobRunner {
       }
       if (this.running) {
         started = true;
-        if (!this.stopMode) this.setStatus('running');
+        if (this.stopMode) this.signalStop();
+        else this.setStatus('running');
         const ports = watchPorts(this.job.workflow.ports, (port) => this.io.portOpen(port));
         exitCode = await this.running.exited;
         ports.stop();
@@ -165,12 +166,19 @@ export class JobRunner {
   stop(mode: StopMode): void {
     if (this.stopMode === 'abort' || (this.stopMode === 'stop' && mode === 'stop')) return;
     this.stopMode = mode;
-    if (mode === 'abort') {
-      this.running?.signal('SIGKILL');
+    if (this.status === 'running' && mode === 'stop') this.setStatus('stopping');
+    this.signalStop();
+  }
+
+  /** Signals the provider for the stop asked for; called again once a provider that was starting (e.g. pulling) has started. */
+  private signalStop(): void {
+    if (!this.running || !this.stopMode) return;
+    if (this.stopMode === 'abort') {
+      this.clearKillTimers();
+      this.running.signal('SIGKILL');
       return;
     }
-    if (this.status === 'running') this.setStatus('stopping');
-    if (!this.running) return;
+    if (this.killTimers.length > 0) return;
     const grace = (this.options.graceSeconds ?? 10) * 1000;
     this.running.signal('SIGINT');
     this.killTimers.push(setTimeout(() => this.running?.signal('SIGTERM'), grace));
