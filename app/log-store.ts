@@ -41,6 +41,11 @@ export class LogStore {
     return true;
   }
 
+  /** How many bytes of a job's log are stored: where the next chunk will start. */
+  end(jobId: string): number {
+    return this.writer(jobId).size;
+  }
+
   /** The highest `seq` stored for a job, or 0. */
   lastSeq(jobId: string): number {
     return this.writer(jobId).lastSeq;

@@ -28,7 +28,8 @@ export interface SubmitInput {
 
 export interface RunServiceEvents {
   job: [JobRow];
-  log: [string, Buffer];
+  /** A job's chunk as stored, and the offset in its log where it starts. */
+  log: [string, Buffer, number];
   port: [string, number];
 }
 
@@ -70,7 +71,8 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   }
 
   appendLog(jobId: string, seq: number, data: Buffer): void {
-    if (this.logs.append(jobId, seq, data)) this.emit('log', jobId, data);
+    const offset = this.logs.end(jobId);
+    if (this.logs.append(jobId, seq, data)) this.emit('log', jobId, data, offset);
   }
 
   portOpen(jobId: string, port: number): void {

@@ -187,6 +187,10 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
+  // A reader that goes away (`dstack ps | head`) is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') process.stderr.write(`dstack: error: cannot write output: ${err.message}\n`);
+  });
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {

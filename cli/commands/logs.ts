@@ -27,7 +27,7 @@ export async function logsCommand(runName: string, opts: { follow?: boolean }): 
     for (;;) {
       const finished = isFinal(view.status);
       await pump();
-      if (!opts.follow || finished) break;
+      if (!opts.follow || finished || printer.closed) break;
       await new Promise((r) => setTimeout(r, 100));
       service.reconcile(isExecutorAlive);
       view = service.view(runName);

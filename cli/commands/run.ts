@@ -102,7 +102,7 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
   const colors = attached && colorsEnabled();
   const color = paint(colors);
   const labels = new Map(view.jobs.map((j) => [j.id, j.workflow]));
-  const printer = new LogPrinter(process.stdout, labels, colors);
+  const printer = new LogPrinter(process.stdout, labels, colors, (jobId, offset, max) => service.logs.read(jobId, offset, max));
   let docker: Promise<Docker> | undefined;
   const worker = new LocalWorker({
     service,
@@ -115,12 +115,11 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
     sourceDir: runSourceDir(ctx.paths.runs, runName),
     repo: view.run.repo,
     graceSeconds: Number(process.env.DSTACK_STOP_GRACE_SECONDS ?? 10),
-    backpressure: attached ? () => printer.backpressure() : undefined,
   });
   const executor = new RunExecutor(service, worker, runName, { refresh: () => service.reconcile(isExecutorAlive) });
 
   if (attached) {
-    service.on('log', (jobId, data) => printer.write(jobId, data));
+    service.on('log', (jobId, data, offset) => printer.write(jobId, data, offset));
     service.on('port', (jobId, port) => printer.line(color('cyan', `${labels.get(jobId)}: port ${port} is open at http://127.0.0.1:${port}`)));
     service.on('job', (job) => {
       // A job that ended before writing anything (e.g. a dependency failed) says why here.
@@ -145,7 +144,11 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
   process.on('SIGHUP', onTerm);
   try {
     const final = await executor.execute();
-    if (attached) process.stdout.write('\n' + jobSummary(final, colors));
+    if (attached) {
+      await printer.finish();
+      printer.line('\n' + jobSummary(final, colors).trimEnd());
+      await printer.finish();
+    }
     return final.jobs.every((j) => j.status === 'done') ? 0 : 1;
   } finally {
     process.off('SIGINT', onInt);

@@ -23,8 +23,6 @@ export interface LocalWorkerOptions {
   docker: () => Promise<Docker>;
   /** Secret values, read when a job starts. */
   secrets: () => Record<string, string>;
-  /** Lets a slow terminal slow the job down instead of buffering its output without bound. */
-  backpressure?: () => Promise<void> | undefined;
 }
 
 /** The in-process agent of local mode: runs jobs with the agent's JobRunner, straight on the stores. */
@@ -54,10 +52,9 @@ export class LocalWorker implements Worker {
     const archives = service.archives;
     return {
       setStatus: (status, fields) => service.setJobStatus(job.id, status, fields),
-      log: (chunk) => {
-        service.appendLog(job.id, chunk.seq, chunk.data);
-        return this.options.backpressure?.();
-      },
+      // Stored at once: a slow terminal catches up from the log file (see LogPrinter), so the job
+      // is never held back by it.
+      log: (chunk) => service.appendLog(job.id, chunk.seq, chunk.data),
       portOpen: (port) => service.portOpen(job.id, port),
       checkout: async (dest) => {
         copySource(sourceDir, dest);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { allRuns, cli, makeRepo, ROOT, tempDir } from '../helpers/cli.js';
+import { allRuns, cli, makeRepo, ROOT, startCli, tempDir } from '../helpers/cli.js';
 
 const bash = (name: string, commands: string[], extra = '') =>
   `  - name: ${name}\n    provider: bash\n    commands:\n${commands.map((c) => `      - ${JSON.stringify(c)}`).join('\n')}\n${extra}`;
@@ -133,5 +133,23 @@ describe('scheduling', () => {
     expect(r.stdout).toContain('b-met-a');
     expect(r.stdout).toContain('c-ran');
     expect(r.code).toBe(0);
+  });
+});
+
+describe('output', () => {
+  it('keeps running and logging when the reader of its output goes away (dstack run | head)', async () => {
+    const home = tempDir();
+    const cwd = repo(bash('many', ['for i in $(seq 1 20000); do echo "line $i"; done', 'echo finished']));
+    const child = startCli(['run', 'many'], { cwd, home });
+    // Close the read end after the first output, as `head -1` does.
+    child.stdout!.once('data', () => child.stdout!.destroy());
+    const r = await child.exited;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const [run] = await allRuns(cwd, home);
+    expect(run!.status).toBe('done');
+    const logs = await cli(['logs', run!.name], { cwd, home });
+    expect(logs.stdout.split('\n').filter((l) => l.startsWith('line ')).length).toBe(20000);
+    expect(logs.stdout.trimEnd().endsWith('finished')).toBe(true);
   });
 });
