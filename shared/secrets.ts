@@ -27,11 +27,6 @@ export function injectSecrets<T>(value: T, secrets: Record<string, string>): T {
   return walk(value, (s) => s.replace(PLACEHOLDER, (_, name: string) => secrets[name] ?? '')) as T;
 }
 
-/** How a placeholder reads where a value must be shown without the secret (e.g. `ps`). */
-export function redactSecrets(text: string): string {
-  return text.replace(PLACEHOLDER, '***');
-}
-
 function walk(value: unknown, f: (s: string) => string): unknown {
   if (typeof value === 'string') return f(value);
   if (Array.isArray(value)) return value.map((v) => walk(v, f));

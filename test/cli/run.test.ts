@@ -56,6 +56,9 @@ describe('dstack run', () => {
     const [run] = await allRuns(cwd, home);
     expect(run!.status).toBe('failed');
     expect(run!.jobs[0]).toMatchObject({ status: 'failed', exit_code: 3, reason: 'exit code 3' });
+    const events = (run!.jobs[0] as unknown as { events: { status: string; reason: string | null }[] }).events;
+    expect(events.map((e) => e.status)).toEqual(['submitted', 'downloading', 'running', 'uploading', 'failed']);
+    expect(events.at(-1)!.reason).toBe('exit code 3');
   });
 
   it('does not run a job whose dependency failed', async () => {
