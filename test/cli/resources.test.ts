@@ -117,15 +117,21 @@ describe('providers', () => {
     expect(old.stdout).toMatch(/python 2\.6 is not installed: this machine has python3 \(\d+\.\d+\).*; install python2\.6, or change or remove 'python:' in the workflow/);
   });
 
-  it('python installs requirements into a virtualenv of the job', async () => {
+  it('python installs requirements (a list, or a file) into a virtualenv of the job', async () => {
     const home = tempDir();
     const cwd = makeRepo({
-      '.dstack/workflows.yaml': 'workflows:\n  - name: venv\n    provider: python\n    requirements: []\n    script: main.py\n',
+      '.dstack/workflows.yaml':
+        'workflows:\n  - name: venv\n    provider: python\n    requirements: []\n    script: main.py\n  - name: file\n    provider: python\n    requirements: requirements.txt\n    script: main.py\n',
       'main.py': 'import sys\nprint("prefix", sys.prefix, sys.prefix != sys.base_prefix)\n',
+      // Nothing to fetch (no network here), but pip reads the file: a comment and a blank line.
+      'requirements.txt': '# no packages\n\n',
     });
     const r = await cli(['run', 'venv'], { cwd, home });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/prefix \S+\/jobs\/[a-z]+-[a-z]+-\d+-0\/venv True/);
+    const f = await cli(['run', 'file'], { cwd, home });
+    expect(f.code).toBe(0);
+    expect(f.stdout).toMatch(/prefix \S+\/venv True/);
   });
 
   it('prints the URL of a declared port once the job listens on it', async () => {

@@ -100,6 +100,15 @@ describe('dstack run', () => {
     expect(fs.readFileSync(path.join(cwd, 'kept.txt'), 'utf8')).toBe('original\n');
   });
 
+  it('finds the repository from a folder inside it, and runs the job at the repository root', async () => {
+    const home = tempDir();
+    const cwd = repo(bash('where', ['pwd', 'ls']), { 'src/deep/file.txt': 'x', 'top.txt': 'y' });
+    const r = await cli(['run', 'where'], { cwd: path.join(cwd, 'src/deep'), home });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/jobs\/[a-z]+-[a-z]+-\d+-0\/work\r?\n/);
+    expect(r.stdout).toContain('top.txt');
+  });
+
   it('refuses an unknown workflow with the defined ones listed, and no stack trace', async () => {
     const home = tempDir();
     const cwd = repo(bash('prepare', ['true']) + bash('train', ['true']));
