@@ -106,13 +106,14 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   /** Marks every unfinished job of runs whose executing process is gone as aborted; returns those runs. */
   reconcile(isAlive: (executor: string) => boolean): string[] {
     const aborted: string[] = [];
-    for (const run of this.store.listRuns()) {
-      const live = this.store.jobsOf(run.name).filter((j) => !isFinal(j.status));
-      if (live.length === 0 || (run.executor && isAlive(run.executor))) continue;
-      for (const job of live) {
+    // Every command starts here: look only at runs that still have live jobs.
+    for (const name of this.store.runsWithLiveJobs()) {
+      const run = this.store.getRun(name)!;
+      if (run.executor && isAlive(run.executor)) continue;
+      for (const job of this.store.jobsOf(name).filter((j) => !isFinal(j.status))) {
         this.setJobStatus(job.id, 'aborted', { reason: `the dstack process running this job exited (${run.executor ?? 'unknown'})` });
       }
-      aborted.push(run.name);
+      aborted.push(name);
     }
     return aborted;
   }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { JobStatus } from '../../shared/job-status.js';
+import { FINAL_STATUSES, type JobStatus } from '../../shared/job-status.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -52,6 +52,9 @@ export interface TagRow {
   run_name: string;
   created_at: number;
 }
+
+/** `('done', 'failed', …)`: the final statuses as an SQL list (fixed strings, never user input). */
+const FINAL_SQL = `(${[...FINAL_STATUSES].map((s) => `'${s}'`).join(', ')})`;
 
 export function jobSpec(job: JobRow): ResolvedWorkflow {
   return JSON.parse(job.spec) as ResolvedWorkflow;
@@ -132,6 +135,14 @@ export class Store {
     return this.db.prepare('SELECT * FROM jobs WHERE run_name = ? ORDER BY position').all(runName) as JobRow[];
   }
 
+  /** Runs with at least one job that has not ended. */
+  runsWithLiveJobs(): string[] {
+    const rows = this.db
+      .prepare(`SELECT DISTINCT run_name FROM jobs WHERE status NOT IN ${FINAL_SQL}`)
+      .all() as { run_name: string }[];
+    return rows.map((r) => r.run_name);
+  }
+
   getJob(id: string): JobRow | undefined {
     return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
   }
@@ -142,7 +153,7 @@ export class Store {
     this.transaction(() => {
       const sets = ['status = @status', 'reason = @reason'];
       if (status === 'downloading') sets.push('started_at = COALESCE(started_at, @now)');
-      if (['done', 'failed', 'stopped', 'aborted'].includes(status)) sets.push('finished_at = @now');
+      if (FINAL_STATUSES.has(status)) sets.push('finished_at = @now');
       if (fields.exit_code !== undefined) sets.push('exit_code = @exit_code');
       if (fields.gpus !== undefined) sets.push('gpus = @gpus');
       this.db
@@ -157,7 +168,7 @@ export class Store {
     const rows = this.db
       .prepare(
         `SELECT run_name, gpus FROM jobs WHERE run_name != ? AND gpus IS NOT NULL AND gpus != ''
-           AND status NOT IN ('done', 'failed', 'stopped', 'aborted')`,
+           AND status NOT IN ${FINAL_SQL}`,
       )
       .all(exceptRun) as { run_name: string; gpus: string }[];
     return rows.map((r) => ({ run_name: r.run_name, gpus: r.gpus.split(',').map(Number) }));
