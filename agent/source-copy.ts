@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 
@@ -8,25 +9,36 @@ import ignore, { type Ignore } from 'ignore';
  * tracked files plus untracked ones `.gitignore` does not exclude. Outside git, `.gitignore`
  * files are honoured all the same (seed 000), and `.git` itself is never copied.
  */
-export function copySource(src: string, dest: string): { files: number } {
+export async function copySource(src: string, dest: string): Promise<{ files: number }> {
   fs.mkdirSync(dest, { recursive: true });
   const files = gitFiles(src) ?? walk(src);
+  const made = new Set<string>();
   let n = 0;
-  for (const rel of files) {
+  // Copies run a few at a time, without holding up the event loop (other jobs' logs, stops).
+  const copyOne = async (rel: string) => {
     const from = path.join(src, rel);
     let st: fs.Stats;
     try {
-      st = fs.lstatSync(from);
+      st = await fsp.lstat(from);
     } catch {
-      continue; // tracked but deleted in the work tree
+      return; // tracked but deleted in the work tree
     }
     const to = path.join(dest, rel);
-    fs.mkdirSync(path.dirname(to), { recursive: true });
-    if (st.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(from), to);
-    else if (st.isFile()) fs.copyFileSync(from, to, fs.constants.COPYFILE_FICLONE);
-    else continue;
+    const dir = path.dirname(to);
+    if (!made.has(dir)) {
+      await fsp.mkdir(dir, { recursive: true });
+      made.add(dir);
+    }
+    if (st.isSymbolicLink()) await fsp.symlink(await fsp.readlink(from), to);
+    else if (st.isFile()) await fsp.copyFile(from, to, fs.constants.COPYFILE_FICLONE);
+    else return;
     n++;
-  }
+  };
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) await copyOne(files[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(8, files.length) }, worker));
   return { files: n };
 }
 

@@ -52,7 +52,7 @@ async function runnerJob(ctx: ReturnType<typeof openLocal>, project: Project, do
   const resources = await detectResources();
   const runName = ctx.service.newRunName();
   const start = process.hrtime.bigint();
-  copySource(repo, runSourceDir(ctx.paths.runs, runName));
+  await copySource(repo, runSourceDir(ctx.paths.runs, runName));
   ctx.service.submit({ repo, workflow: 'one', args: '', runName, plan: [project.resolve('one', { runName })], executor: null });
   const worker = new LocalWorker({
     service: ctx.service,

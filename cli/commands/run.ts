@@ -62,7 +62,7 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
 
     // The run gets the folder as it is now: later edits do not leak into it.
     const sourceDir = runSourceDir(ctx.paths.runs, runName);
-    copySource(root, sourceDir);
+    await copySource(root, sourceDir);
     const view = service.submit({ repo: root, workflow, args: parsed.args, runName, plan, executor: executorIdentity(), isolation: JSON.stringify(isolation) });
     const colors = colorsEnabled();
     process.stdout.write(runTable([view], colors));

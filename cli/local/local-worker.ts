@@ -57,7 +57,7 @@ export class LocalWorker implements Worker {
       log: (chunk) => service.appendLog(job.id, chunk.seq, chunk.data),
       portOpen: (port) => service.portOpen(job.id, port),
       checkout: async (dest) => {
-        copySource(sourceDir, dest);
+        await copySource(sourceDir, dest);
       },
       dependencies: async () =>
         service.dependencyJobs(job).flatMap((dep) => service.store.artifactsOf(dep.id).map((a) => ({ path: a.path, open: () => archives.open(a.archive) }))),
