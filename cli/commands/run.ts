@@ -68,12 +68,16 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
     process.stdout.write(runTable([view], colors));
 
     if (detach) {
+      // What the background process says about itself (not the jobs' output, which is in the job
+      // logs) goes to a file beside the logs, should it ever fail.
+      const errors = fs.openSync(path.join(ctx.paths.logs, `${runName}.executor.log`), 'a');
       const child = spawn(process.execPath, [process.argv[1]!, '__execute', runName], {
         detached: true,
-        stdio: 'ignore',
+        stdio: ['ignore', 'ignore', errors],
         cwd: root,
         env: process.env,
       });
+      fs.closeSync(errors);
       child.unref();
       service.store.setExecutor(runName, executorIdentity(child.pid));
       process.stdout.write(`\nDetached. Follow with: dstack logs ${runName} -f\n`);
