@@ -30,8 +30,12 @@ export function buildProgram(): Command {
     .action(async (workflow: string | undefined, args: string[], opts: { detach?: boolean; help?: boolean; isolation?: string; image?: string }) => {
       if (opts.help || !workflow) {
         const { workflowsHelp } = await import('./commands/run-help.js');
-        process.stdout.write(run.helpInformation() + workflowsHelp());
-        if (!workflow && !opts.help) process.exitCode = 1;
+        if (opts.help) {
+          process.stdout.write(run.helpInformation() + workflowsHelp());
+        } else {
+          process.stderr.write(`dstack: error: name the workflow to run: dstack run WORKFLOW [ARGS...]\n${workflowsHelp()}`);
+          process.exitCode = 1;
+        }
         return;
       }
       const { runCommand } = await import('./commands/run.js');

@@ -45,3 +45,12 @@ describe('dstack --help', () => {
     expect(coloured.stdout).toContain('\x1b[32mDone\x1b[0m');
   });
 });
+
+describe('dstack run without a workflow', () => {
+  it('says what is missing and lists the workflows, with exit code 1', async () => {
+    const r = await cli(['run'], { cwd: path.join(ROOT, 'examples/quickstart'), home: tempDir() });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^dstack: error: name the workflow to run: dstack run WORKFLOW \[ARGS\.\.\.\]\n\nWorkflows:\n {2}prepare /);
+  });
+});
