@@ -13,7 +13,7 @@ export function buildProgram(): Command {
     .version(VERSION, '-v, --version')
     .showSuggestionAfterError(true)
     .enablePositionalOptions(true)
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(`dstack: ${str}`) });
 
   const run = program
     .command('run')

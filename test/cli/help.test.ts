@@ -25,7 +25,7 @@ describe('dstack --help', () => {
   it('refuses an unknown command with a suggestion and exit code 1', async () => {
     const r = await cli(['pss'], { cwd: tempDir(), home: tempDir() });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("error: unknown command 'pss'");
+    expect(r.stderr).toContain("dstack: error: unknown command 'pss'");
     expect(r.stderr).toContain('(Did you mean ps?)');
   });
 
