@@ -219,21 +219,23 @@ export class JobRunner {
   }
 
   private async saveAll(work: string, home: string, saveCache: boolean): Promise<void> {
-    const save = async (base: string, rel: string, put: JobIO['putArtifact'], label: string) => {
+    /** Packs `base/rel` and hands it on as `stored` (the path as the workflow names it). */
+    const save = async (base: string, rel: string, stored: string, put: JobIO['putArtifact'], label: string) => {
       const full = path.join(base, rel);
       if (!fs.existsSync(full)) {
-        this.streamer.note(`${label} '${rel}' does not exist; nothing saved`);
+        this.streamer.note(`${label} '${stored}' does not exist; nothing saved`);
         return;
       }
       const size = measure(full);
       const { stream, done } = packStream(base, rel);
-      await Promise.all([put(label === 'cache' && base === home ? `~/${rel}` : rel, stream, size), done]);
+      await Promise.all([put(stored, stream, size), done]);
     };
-    for (const a of this.job.workflow.artifacts) await save(work, a, this.io.putArtifact.bind(this.io), 'artifact');
+    for (const a of this.job.workflow.artifacts) await save(work, a, a, (...args) => this.io.putArtifact(...args), 'artifact');
     if (!saveCache) return;
     for (const c of this.job.workflow.cache) {
-      if (c.startsWith('~')) await save(home, c === '~' ? '.' : c.slice(2), this.io.putCache.bind(this.io), 'cache');
-      else await save(work, c, this.io.putCache.bind(this.io), 'cache');
+      // `~/…` caches live in the job's home; the rest in its copy of the repository.
+      const [base, rel] = c.startsWith('~') ? [home, c === '~' ? '.' : c.slice(2)] : [work, c];
+      await save(base, rel, c, (...args) => this.io.putCache(...args), 'cache');
     }
   }
 

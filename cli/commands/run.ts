@@ -12,7 +12,7 @@ import { DstackError } from '../../shared/errors.js';
 import { unmetResources, type MachineResources } from '../../shared/resources.js';
 import { Project } from '../../shared/workflow/project.js';
 import { checkIsolation, ConfigFile, DEFAULT_ISOLATION_IMAGE } from '../local/config-file.js';
-import { containerOwner, removeLeftoverContainers } from '../local/containers.js';
+import { containerOwner, removeLeftoverContainers, runIsolation } from '../local/containers.js';
 import { executorIdentity, isExecutorAlive } from '../local/executor-identity.js';
 import { findRepoRoot, openLocal, type LocalContext } from '../local/local-context.js';
 import { LocalWorker, runSourceDir } from '../local/local-worker.js';
@@ -111,7 +111,7 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
   const worker = new LocalWorker({
     service,
     resources: machine,
-    isolation: view.run.isolation ? (JSON.parse(view.run.isolation) as Isolation) : { mode: 'host', image: DEFAULT_ISOLATION_IMAGE },
+    isolation: runIsolation(view.run),
     owner: containerOwner(ctx.home),
     docker: () => (docker ??= connectDocker()),
     secrets: () => new SecretStore(ctx.home).values(),

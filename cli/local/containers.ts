@@ -1,7 +1,9 @@
 import type Docker from 'dockerode';
 import { digest } from '../../app/archive-store.js';
 import type { RunService } from '../../app/run-service.js';
-import { jobSpec } from '../../app/store/store.js';
+import { jobSpec, type RunRow } from '../../app/store/store.js';
+import type { Isolation } from '../../agent/job-runner.js';
+import { DEFAULT_ISOLATION_IMAGE } from './config-file.js';
 import { isFinal } from '../../shared/job-status.js';
 
 /** The label value that marks containers of this DSTACK_HOME's jobs. */
@@ -9,11 +11,14 @@ export function containerOwner(home: string): string {
   return `local-${digest(home)}`;
 }
 
+/** How a run's jobs are isolated, as `dstack run` recorded it (runs without a record ran on the host). */
+export function runIsolation(run: RunRow | undefined): Isolation {
+  return run?.isolation ? (JSON.parse(run.isolation) as Isolation) : { mode: 'host', image: DEFAULT_ISOLATION_IMAGE };
+}
+
 /** Whether a job of a run ran (or runs) in a container. */
 export function usesContainers(service: RunService, runName: string): boolean {
-  const run = service.store.getRun(runName);
-  const isolation = run?.isolation ? (JSON.parse(run.isolation) as { mode?: string }).mode : 'host';
-  return isolation === 'docker' || service.store.jobsOf(runName).some((j) => jobSpec(j).provider === 'docker');
+  return runIsolation(service.store.getRun(runName)).mode === 'docker' || service.store.jobsOf(runName).some((j) => jobSpec(j).provider === 'docker');
 }
 
 /**
