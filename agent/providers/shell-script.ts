@@ -4,9 +4,13 @@ import { shellQuote } from '../../shared/shell-quote.js';
 import { PtyProcess } from '../pty-process.js';
 import type { RunningProvider } from './provider.js';
 
-/** Writes the job's script (`set -e` first, so the first failing command ends it) and returns its name. */
+/**
+ * Writes the job's script and returns its name. `set -e` first, so the first failing command ends
+ * it; and standard input at end-of-file, as on a CI runner: under the pty a command that reads its
+ * input (`read x`, a prompt) would otherwise wait forever for a keyboard nobody types on.
+ */
 export function writeJobScript(hostJobDir: string, lines: string[]): string {
-  fs.writeFileSync(path.join(hostJobDir, 'job.sh'), ['set -e', ...lines, ''].join('\n'), { mode: 0o700 });
+  fs.writeFileSync(path.join(hostJobDir, 'job.sh'), ['set -e', 'exec </dev/null', ...lines, ''].join('\n'), { mode: 0o700 });
   return 'job.sh';
 }
 

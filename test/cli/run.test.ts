@@ -146,6 +146,14 @@ describe('scheduling', () => {
     expect(r.stdout).toContain('c-ran');
     expect(r.code).toBe(0);
   });
+
+  it("gives a job's commands standard input at end-of-file, so one that reads it does not wait forever", async () => {
+    const cwd = repo(bash('reads', ['if read -r line; then echo "read [$line]"; else echo "stdin at EOF"; fi', 'cat', 'echo "cat ended"']));
+    const r = await cli(['run', 'reads'], { cwd, home: tempDir() });
+    expect(r.stdout).toContain('stdin at EOF');
+    expect(r.stdout).toContain('cat ended');
+    expect(r.code).toBe(0);
+  }, 20_000);
 });
 
 describe('output', () => {
