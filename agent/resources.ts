@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import os from 'node:os';
-import { parseNvidiaSmi, type Gpu, type MachineResources } from '../shared/resources.js';
+import { NVIDIA_SMI_QUERY, parseNvidiaSmi, type Gpu, type MachineResources } from '../shared/resources.js';
 
 /**
  * What this machine has: CPUs, memory, and the GPUs nvidia-smi reports. No nvidia-smi (or one that
@@ -18,7 +18,7 @@ export function detectGpus(env: NodeJS.ProcessEnv = process.env): Promise<Gpu[]>
   return new Promise((resolve) => {
     execFile(
       'nvidia-smi',
-      ['--query-gpu=index,name,memory.total', '--format=csv,noheader,nounits'],
+      [`--query-gpu=${NVIDIA_SMI_QUERY}`, '--format=csv,noheader,nounits'],
       { env, timeout: 10_000 },
       (err, stdout) => resolve(err ? [] : parseNvidiaSmi(stdout)),
     );

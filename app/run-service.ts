@@ -3,10 +3,11 @@ import type { Readable } from 'node:stream';
 import { DstackError } from '../shared/errors.js';
 import { isFinal, runStatus, type JobStatus } from '../shared/job-status.js';
 import { newRunName } from '../shared/run-names.js';
-import type { ResolvedWorkflow } from '../shared/workflow/types.js';
+import type { MachineResources } from '../shared/resources.js';
+import type { Resources, ResolvedWorkflow } from '../shared/workflow/types.js';
 import { ArchiveStore, digest } from './archive-store.js';
 import { LogStore } from './log-store.js';
-import { jobSpec, type ArtifactRow, type JobRow, type RunRow, type Store } from './store/store.js';
+import { jobSpec, type ArtifactRow, type Claim, type JobRow, type RunRow, type Store } from './store/store.js';
 
 export interface RunView {
   run: RunRow;
@@ -65,9 +66,19 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     return this.view(input.runName);
   }
 
-  setJobStatus(jobId: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null; gpus?: string | null } = {}): void {
+  setJobStatus(jobId: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null } = {}): void {
     this.store.setJobStatus(jobId, status, fields);
     this.emit('job', this.store.getJob(jobId)!);
+  }
+
+  /** Jobs waiting for an agent, oldest first (only those of `runs` when given). */
+  submittedJobs(runs?: readonly string[]): JobRow[] {
+    return this.store.submittedJobs(runs);
+  }
+
+  /** Claims what a job needs on an agent, if it has room (see Store.claimResources). */
+  claimResources(jobId: string, agent: string, capacity: MachineResources, need: Resources): Claim {
+    return this.store.claimResources(jobId, agent, capacity, need);
   }
 
   appendLog(jobId: string, seq: number, data: Buffer): void {

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { connectDocker } from '../agent/docker/engine.js';
 import { detectResources } from '../agent/resources.js';
 import { copySource } from '../agent/source-copy.js';
-import { RunExecutor } from '../app/run-executor.js';
+import { Scheduler } from '../app/scheduler/scheduler.js';
 import { containerOwner } from '../cli/local/containers.js';
 import { openLocal } from '../cli/local/local-context.js';
 import { LocalWorker, runSourceDir } from '../cli/local/local-worker.js';
@@ -65,7 +65,10 @@ async function runnerJob(ctx: ReturnType<typeof openLocal>, project: Project, do
     docker: () => docker,
     secrets: () => ({}),
   });
-  const view = await new RunExecutor(ctx.service, worker, runName).execute();
+  const scheduler = new Scheduler(ctx.service, { runs: [runName] });
+  scheduler.addAgent(worker);
+  const view = await scheduler.finished(runName);
+  scheduler.close();
   if (view.status !== 'done') throw new Error(`the job ended ${view.status}: ${view.jobs[0]?.reason}`);
   return Number(process.hrtime.bigint() - start) / 1e9;
 }

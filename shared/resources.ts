@@ -4,6 +4,8 @@ export interface Gpu {
   index: number;
   name: string;
   memoryMiB: number;
+  /** Stable across renumbering (a reboot, a GPU taken out): GPUs are claimed by it, never by index. */
+  uuid: string;
 }
 
 export interface MachineResources {
@@ -12,13 +14,16 @@ export interface MachineResources {
   gpus: Gpu[];
 }
 
-/** Parses `nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits`. */
+/** The `--query-gpu` fields that parseNvidiaSmi reads, in order. */
+export const NVIDIA_SMI_QUERY = 'index,name,memory.total,uuid';
+
+/** Parses `nvidia-smi --query-gpu=index,name,memory.total,uuid --format=csv,noheader,nounits`. */
 export function parseNvidiaSmi(csv: string): Gpu[] {
   const gpus: Gpu[] = [];
   for (const line of csv.split('\n')) {
     const parts = line.split(',').map((s) => s.trim());
-    if (parts.length < 3 || !/^\d+$/.test(parts[0]!)) continue;
-    gpus.push({ index: Number(parts[0]), name: parts[1]!, memoryMiB: Number(parts[2]) || 0 });
+    if (parts.length < 4 || !/^\d+$/.test(parts[0]!)) continue;
+    gpus.push({ index: Number(parts[0]), name: parts[1]!, memoryMiB: Number(parts[2]) || 0, uuid: parts[3]! });
   }
   return gpus;
 }
@@ -52,4 +57,27 @@ export function unmetResources(need: Resources, machine: MachineResources, where
 
 export function formatMiB(mib: number): string {
   return mib >= 1024 ? `${+(mib / 1024).toFixed(1)}GB` : `${Math.round(mib)}MB`;
+}
+
+/** What an agent's unfinished jobs hold. */
+export interface HeldResources {
+  cpu: number;
+  memoryMiB: number;
+  /** UUIDs of the GPUs held. */
+  gpus: ReadonlySet<string>;
+}
+
+export type Allocation = { ok: true; gpus: Gpu[] } | { ok: false; short: 'gpu' | 'cpu' | 'memory' };
+
+/**
+ * Whether a job needing `need` fits beside what is `held` on a machine with `capacity` now, and
+ * which GPUs it gets (the lowest-numbered free ones that match). CPUs and memory count what jobs
+ * declare: a job that declares nothing takes none.
+ */
+export function allocate(capacity: MachineResources, held: HeldResources, need: Resources): Allocation {
+  const free = matchingGpus(capacity.gpus, need.gpu).filter((g) => !held.gpus.has(g.uuid));
+  if (free.length < need.gpu.count) return { ok: false, short: 'gpu' };
+  if (held.cpu + (need.cpu ?? 0) > capacity.cpus) return { ok: false, short: 'cpu' };
+  if (held.memoryMiB + (need.memoryMiB ?? 0) > capacity.memoryMiB) return { ok: false, short: 'memory' };
+  return { ok: true, gpus: free.slice(0, need.gpu.count) };
 }

@@ -1,7 +1,8 @@
-import { isFinal, type JobStatus } from '../shared/job-status.js';
-import { matchingGpus, unmetResources, type MachineResources } from '../shared/resources.js';
-import type { RunService, RunView } from './run-service.js';
-import { jobSpec, type JobRow } from './store/store.js';
+import { isFinal, type JobStatus } from '../../shared/job-status.js';
+import { unmetResources, type Gpu, type MachineResources } from '../../shared/resources.js';
+import type { RunService, RunView } from '../run-service.js';
+import { jobSpec, type JobRow } from '../store/store.js';
+import { waitingReason, type Shortfall } from './wait-reason.js';
 
 export type StopMode = 'stop' | 'abort';
 
@@ -10,111 +11,160 @@ export interface StartedJob {
   stop(mode: StopMode): void;
 }
 
-/** Something that runs jobs on one machine: the in-process agent in local mode. */
-export interface Worker {
+/** A machine that runs jobs: the in-process agent of local mode, or a connected runner agent. */
+export interface Agent {
+  /** Claims in the store are per agent id, so schedulers that share a machine share its capacity. */
+  id: string;
   resources: MachineResources;
-  start(job: JobRow, gpus: number[]): StartedJob;
+  start(job: JobRow, gpus: Gpu[]): StartedJob;
+}
+
+export interface SchedulerOptions {
+  /** The runs this scheduler drives (a `dstack run` process drives its own); every run when omitted. */
+  runs?: Iterable<string>;
 }
 
 /**
- * Drives one run to its end on a worker: a job starts once its dependencies are done and the
- * machine has room (GPUs are handed out exclusively, CPUs and memory by what jobs declare), so
- * independent jobs run side by side. A job whose dependency did not finish is not run.
+ * Starts submitted jobs on agents: a job starts once its dependencies are done and an agent has
+ * room for it (GPUs handed out exclusively, CPUs and memory by what jobs declare, claimed in the
+ * store so that other schedulers sharing the machine see them), so independent jobs run side by
+ * side. A job whose dependency did not finish is not run. It looks again whenever something may
+ * have changed — a job ended, an agent came, `wake()` — never on a timer.
  */
-export class RunExecutor {
-  private readonly running = new Map<string, { started: StartedJob; gpus: number[]; cpu: number; memoryMiB: number }>();
-  private stopMode: StopMode | undefined;
-  private wake: () => void = () => {};
+export class Scheduler {
+  private readonly agents = new Map<string, Agent>();
+  private readonly running = new Map<string, { run: string; started: StartedJob }>();
+  private readonly stopping = new Map<string, StopMode>();
+  private readonly runs: Set<string> | undefined;
+  private passQueued = false;
+  private closed = false;
+  private readonly onJob = (job: JobRow) => {
+    if (isFinal(job.status)) this.wake();
+  };
 
-  constructor(
-    private readonly service: RunService,
-    private readonly worker: Worker,
-    private readonly runName: string,
-    /** `refresh`: called while waiting, to notice jobs of other runs that ended (e.g. reconcile). */
-    private readonly options: { refresh?: () => void } = {},
-  ) {}
+  constructor(private readonly service: RunService, options: SchedulerOptions = {}) {
+    this.runs = options.runs ? new Set(options.runs) : undefined;
+    service.on('job', this.onJob);
+  }
 
-  async execute(): Promise<RunView> {
-    for (;;) {
-      const woken = new Promise<void>((resolve) => (this.wake = resolve));
-      const jobs = this.service.store.jobsOf(this.runName);
-      if (jobs.every((j) => isFinal(j.status))) break;
-      // Jobs are in dependency order, so one pass starts every job that can start now.
-      for (const job of jobs) if (job.status === 'submitted' && !this.running.has(job.id)) this.consider(job, this.service.store.jobsOf(this.runName));
-      const waiting = this.service.store.jobsOf(this.runName).some((j) => j.status === 'submitted' && j.reason?.startsWith('waiting for'));
-      if (this.running.size === 0 && !waiting) {
-        const left = this.service.store.jobsOf(this.runName).filter((j) => !isFinal(j.status));
-        if (left.length === 0) break;
-        // Nothing runs and nothing can start: say so rather than wait forever.
-        for (const j of left) this.service.setJobStatus(j.id, 'failed', { reason: 'could not be scheduled' });
-        break;
-      }
-      // Jobs of other runs free GPUs without waking this one: look again every second.
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([woken, new Promise<void>((r) => (timer = setTimeout(r, 1000)))]);
-      clearTimeout(timer);
-      this.options.refresh?.();
-    }
-    return this.service.view(this.runName);
+  addAgent(agent: Agent): void {
+    this.agents.set(agent.id, agent);
+    this.wake();
+  }
+
+  removeAgent(id: string): void {
+    this.agents.delete(id);
+  }
+
+  /** Drives `run` too (for a scheduler limited to some runs). */
+  addRun(run: string): void {
+    this.runs?.add(run);
+    this.wake();
+  }
+
+  /** Looks at the queue again, once, soon (many calls in a row make one pass). */
+  wake(): void {
+    if (this.passQueued || this.closed) return;
+    this.passQueued = true;
+    setImmediate(() => {
+      this.passQueued = false;
+      if (!this.closed) this.pass();
+    });
+  }
+
+  /** Resolves with the run once every job of it has ended. */
+  finished(run: string): Promise<RunView> {
+    return new Promise((resolve) => {
+      const check = () => {
+        const view = this.service.view(run);
+        if (!view.jobs.every((j) => isFinal(j.status))) return;
+        this.service.off('job', onJob);
+        resolve(view);
+      };
+      const onJob = (job: JobRow) => {
+        if (job.run_name === run && isFinal(job.status)) check();
+      };
+      this.service.on('job', onJob);
+      check();
+    });
   }
 
   /** Ctrl+C once: stop (grace period, artifacts kept); again, or `abort`: kill now. */
-  stop(mode: StopMode): void {
-    if (this.stopMode === 'abort') return;
-    this.stopMode = mode;
-    for (const job of this.service.store.jobsOf(this.runName)) {
+  stop(run: string, mode: StopMode): void {
+    if (this.stopping.get(run) === 'abort') return;
+    this.stopping.set(run, mode);
+    for (const job of this.service.view(run).jobs) {
       if (job.status === 'submitted' && !this.running.has(job.id)) {
         this.service.setJobStatus(job.id, mode === 'abort' ? 'aborted' : 'stopped', { reason: 'stopped before it started' });
       }
     }
-    for (const r of this.running.values()) r.started.stop(mode);
-    this.wake();
+    for (const r of this.running.values()) if (r.run === run) r.started.stop(mode);
   }
 
-  private consider(job: JobRow, jobs: JobRow[]): void {
-    const spec = jobSpec(job);
-    for (const dep of spec.dependsOn) {
+  close(): void {
+    this.closed = true;
+    this.service.off('job', this.onJob);
+  }
+
+  private pass(): void {
+    const runs = this.runs && [...this.runs];
+    const jobsOfRun = new Map<string, JobRow[]>();
+    for (const job of this.service.submittedJobs(runs)) {
+      if (this.running.has(job.id)) continue;
+      let siblings = jobsOfRun.get(job.run_name);
+      if (!siblings) jobsOfRun.set(job.run_name, (siblings = this.service.view(job.run_name).jobs));
+      if (this.dependenciesDone(job, siblings)) this.place(job);
+    }
+  }
+
+  /** Whether a job's in-run dependencies are done; fails it when one ended otherwise. */
+  private dependenciesDone(job: JobRow, siblings: JobRow[]): boolean {
+    for (const dep of jobSpec(job).dependsOn) {
       if (dep.tag) continue;
-      const d = jobs.find((j) => j.workflow === dep.workflow)!;
+      const d = siblings.find((j) => j.workflow === dep.workflow)!;
       if (d.status === 'done') continue;
-      if (isFinal(d.status)) {
-        this.service.setJobStatus(job.id, 'failed', { reason: `not run: dependency '${d.workflow}' ${d.status}` });
-        this.wake();
-      }
+      if (isFinal(d.status)) this.service.setJobStatus(job.id, 'failed', { reason: `not run: dependency '${d.workflow}' ${d.status}` });
+      return false;
+    }
+    return true;
+  }
+
+  /** Starts a job on the first agent with room, or records why it waits. */
+  private place(job: JobRow): void {
+    const need = jobSpec(job).resources;
+    const able = [...this.agents.values()].filter((a) => !unmetResources(need, a.resources));
+    if (able.length === 0) {
+      // An agent that can run it may connect later: the job waits, saying why.
+      const only = this.agents.size === 1 ? [...this.agents.values()][0]! : undefined;
+      const unmet = only && unmetResources(need, only.resources);
+      return this.waiting(job, unmet ? `waiting: ${unmet}` : 'waiting for an agent that has the resources it needs');
+    }
+    const shortfalls: Shortfall[] = [];
+    for (const agent of able) {
+      const claim = this.service.claimResources(job.id, agent.id, agent.resources, need);
+      if (claim.ok) return this.start(job, agent, claim.gpus);
+      shortfalls.push({ agent: agent.id, claim });
+    }
+    this.waiting(job, waitingReason(need, shortfalls, job.run_name));
+  }
+
+  private waiting(job: JobRow, reason: string): void {
+    if (job.reason !== reason) this.service.setJobStatus(job.id, 'submitted', { reason });
+  }
+
+  private start(job: JobRow, agent: Agent, gpus: Gpu[]): void {
+    if (gpus.length > 0) this.service.setJobStatus(job.id, 'submitted', { reason: `assigned GPU ${gpus.map((g) => g.index).join(', ')}` });
+    let started: StartedJob;
+    try {
+      started = agent.start(job, gpus);
+    } catch (err) {
+      this.service.setJobStatus(job.id, 'aborted', { reason: `infrastructure error: ${err instanceof Error ? err.message : String(err)}` });
       return;
     }
-    const machine = this.worker.resources;
-    const never = unmetResources(spec.resources, machine);
-    if (never) {
-      this.service.setJobStatus(job.id, 'failed', { reason: never });
-      this.wake();
-      return;
-    }
-    const cpu = spec.resources.cpu ?? 0;
-    const memoryMiB = spec.resources.memoryMiB ?? 0;
-    const usedCpu = [...this.running.values()].reduce((n, r) => n + r.cpu, 0);
-    const usedMem = [...this.running.values()].reduce((n, r) => n + r.memoryMiB, 0);
-    const mine = new Set([...this.running.values()].flatMap((r) => r.gpus));
-    const candidates = matchingGpus(machine.gpus, spec.resources.gpu).filter((g) => !mine.has(g.index)).map((g) => g.index);
-    let gpus: number[] | undefined = [];
-    if (usedCpu + cpu <= machine.cpus && usedMem + memoryMiB <= machine.memoryMiB && spec.resources.gpu.count > 0) {
-      // Claimed in one transaction, so two `dstack run`s on this machine never share a GPU.
-      gpus = this.service.store.claimGpus(job.id, candidates, spec.resources.gpu.count);
-    }
-    if (gpus === undefined || usedCpu + cpu > machine.cpus || usedMem + memoryMiB > machine.memoryMiB) {
-      const holders = [...new Set(this.service.store.gpusInUse(this.runName).map((o) => o.run_name))];
-      const reason =
-        gpus === undefined && holders.length > 0
-          ? `waiting for ${spec.resources.gpu.count} GPU(s): in use by ${holders.join(', ')}`
-          : `waiting for resources: ${this.running.size} job(s) of this run are using them`;
-      if (job.reason !== reason) this.service.setJobStatus(job.id, 'submitted', { reason });
-      return;
-    }
-    if (gpus.length > 0) this.service.setJobStatus(job.id, 'submitted', { reason: `assigned GPU ${gpus.join(', ')}`, gpus: gpus.join(',') });
-    const started = this.worker.start(job, gpus);
-    this.running.set(job.id, { started, gpus, cpu, memoryMiB });
-    if (this.stopMode) started.stop(this.stopMode);
-    started.done.finally(() => {
+    this.running.set(job.id, { run: job.run_name, started });
+    const mode = this.stopping.get(job.run_name);
+    if (mode) started.stop(mode);
+    void started.done.finally(() => {
       this.running.delete(job.id);
       this.wake();
     });

@@ -57,4 +57,11 @@ export const MIGRATIONS: string[] = [
   // How the run's jobs are isolated ({"mode": "host"|"docker", "image": …}), for the process
   // that executes a detached run.
   `ALTER TABLE runs ADD COLUMN isolation TEXT`,
+  // What a job holds while it is not final, per agent (the machine that runs it): CPUs, memory and
+  // GPUs (by UUID; `gpus` keeps their indices on that machine, for CUDA_VISIBLE_DEVICES and ps).
+  `ALTER TABLE jobs ADD COLUMN agent TEXT;
+   ALTER TABLE jobs ADD COLUMN cpu REAL;
+   ALTER TABLE jobs ADD COLUMN memory_mib REAL;
+   ALTER TABLE jobs ADD COLUMN gpu_ids TEXT;
+   CREATE INDEX jobs_by_status ON jobs(status);`,
 ];

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { FINAL_STATUSES, type JobStatus } from '../../shared/job-status.js';
+import { allocate, type Gpu, type MachineResources } from '../../shared/resources.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -24,7 +25,14 @@ export interface JobRow {
   reason: string | null;
   exit_code: number | null;
   spec: string;
+  /** GPU indices on the agent that runs the job, comma-separated. */
   gpus: string | null;
+  /** What the job holds while it is not final: the agent, and what it claimed there. */
+  agent: string | null;
+  cpu: number | null;
+  memory_mib: number | null;
+  /** GPU UUIDs, comma-separated. */
+  gpu_ids: string | null;
   submitted_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -55,6 +63,12 @@ export interface TagRow {
 
 /** `('done', 'failed', …)`: the final statuses as an SQL list (fixed strings, never user input). */
 const FINAL_SQL = `(${[...FINAL_STATUSES].map((s) => `'${s}'`).join(', ')})`;
+
+/** What a job needs, as `allocate` takes it. */
+type Need = Parameters<typeof allocate>[2];
+
+/** A claim made, with the GPUs it got; or what was short, and which runs hold it (for the waiting reason). */
+export type Claim = { ok: true; gpus: Gpu[] } | { ok: false; short: 'gpu' | 'cpu' | 'memory'; holders: string[] };
 
 export function jobSpec(job: JobRow): ResolvedWorkflow {
   return JSON.parse(job.spec) as ResolvedWorkflow;
@@ -116,7 +130,7 @@ export class Store {
     this.db.prepare('UPDATE runs SET executor = ? WHERE name = ?').run(executor, runName);
   }
 
-  insertJob(job: Omit<JobRow, 'reason' | 'exit_code' | 'gpus' | 'started_at' | 'finished_at'>): void {
+  insertJob(job: Omit<JobRow, 'reason' | 'exit_code' | 'gpus' | 'agent' | 'cpu' | 'memory_mib' | 'gpu_ids' | 'started_at' | 'finished_at'>): void {
     this.db
       .prepare('INSERT INTO jobs (id, run_name, workflow, position, status, spec, submitted_at) VALUES (@id, @run_name, @workflow, @position, @status, @spec, @submitted_at)')
       .run(job);
@@ -148,47 +162,71 @@ export class Store {
   }
 
   /** Records a status change with its time and reason; the history stays in job_events. */
-  setJobStatus(id: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null; gpus?: string | null } = {}): void {
+  setJobStatus(id: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null } = {}): void {
     const now = Date.now();
     this.transaction(() => {
       const sets = ['status = @status', 'reason = @reason'];
       if (status === 'downloading') sets.push('started_at = COALESCE(started_at, @now)');
       if (FINAL_STATUSES.has(status)) sets.push('finished_at = @now');
       if (fields.exit_code !== undefined) sets.push('exit_code = @exit_code');
-      if (fields.gpus !== undefined) sets.push('gpus = @gpus');
       this.db
         .prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE id = @id`)
-        .run({ id, status, reason: fields.reason ?? null, exit_code: fields.exit_code ?? null, gpus: fields.gpus ?? null, now });
+        .run({ id, status, reason: fields.reason ?? null, exit_code: fields.exit_code ?? null, now });
       this.db.prepare('INSERT INTO job_events (job_id, status, reason, at) VALUES (?, ?, ?, ?)').run(id, status, fields.reason ?? null, now);
     });
   }
 
-  /** GPUs held by live jobs of runs other than `exceptRun` (GPUs are claimed at `submitted`, kept until the end). */
-  gpusInUse(exceptRun: string): { run_name: string; gpus: number[] }[] {
-    const rows = this.db
-      .prepare(
-        `SELECT run_name, gpus FROM jobs WHERE run_name != ? AND gpus IS NOT NULL AND gpus != ''
-           AND status NOT IN ${FINAL_SQL}`,
-      )
-      .all(exceptRun) as { run_name: string; gpus: string }[];
-    return rows.map((r) => ({ run_name: r.run_name, gpus: r.gpus.split(',').map(Number) }));
+  /** Jobs waiting for an agent, oldest first; only those of `runs` when given. */
+  submittedJobs(runs?: readonly string[]): JobRow[] {
+    if (runs && runs.length === 0) return [];
+    const filter = runs ? ` AND run_name IN (${runs.map(() => '?').join(', ')})` : '';
+    return this.db
+      .prepare(`SELECT * FROM jobs WHERE status = 'submitted'${filter} ORDER BY submitted_at, run_name, position`)
+      .all(...(runs ?? [])) as JobRow[];
   }
 
   /**
-   * Gives a job `count` of `candidates` that no live job of another run holds, or undefined when
-   * too few are free. Check and claim are one write transaction, so concurrent runs cannot both win.
+   * Claims what a job needs on an agent, if it fits beside what the agent's other unfinished jobs
+   * hold. Check and claim are one write transaction, so two schedulers sharing a machine (two
+   * `dstack run`s) never hand out the same CPUs, memory or GPUs. A claim ends with its job.
    */
-  claimGpus(jobId: string, candidates: number[], count: number): number[] | undefined {
+  claimResources(jobId: string, agent: string, capacity: MachineResources, need: Need): Claim {
     return this.db
-      .transaction(() => {
-        const job = this.getJob(jobId)!;
-        const held = new Set(this.gpusInUse(job.run_name).flatMap((o) => o.gpus));
-        const chosen = candidates.filter((g) => !held.has(g)).slice(0, count);
-        if (chosen.length < count) return undefined;
-        this.db.prepare('UPDATE jobs SET gpus = ? WHERE id = ?').run(chosen.join(','), jobId);
-        return chosen;
+      .transaction((): Claim => {
+        const rows = this.db
+          .prepare(`SELECT run_name, cpu, memory_mib, gpu_ids FROM jobs WHERE agent = ? AND id != ? AND status NOT IN ${FINAL_SQL}`)
+          .all(agent, jobId) as { run_name: string; cpu: number | null; memory_mib: number | null; gpu_ids: string | null }[];
+        const held = {
+          cpu: rows.reduce((n, r) => n + (r.cpu ?? 0), 0),
+          memoryMiB: rows.reduce((n, r) => n + (r.memory_mib ?? 0), 0),
+          gpus: new Set(rows.flatMap((r) => (r.gpu_ids ? r.gpu_ids.split(',') : []))),
+        };
+        const result = allocate(capacity, held, need);
+        if (!result.ok) {
+          const holding = result.short === 'gpu' ? rows.filter((r) => r.gpu_ids) : rows.filter((r) => (result.short === 'cpu' ? r.cpu : r.memory_mib));
+          return { ...result, holders: [...new Set(holding.map((r) => r.run_name))] };
+        }
+        const claimed = this.db
+          .prepare(
+            `UPDATE jobs SET agent = ?, cpu = ?, memory_mib = ?, gpu_ids = ?, gpus = ? WHERE id = ? AND status = 'submitted' AND agent IS NULL`,
+          )
+          .run(
+            agent,
+            need.cpu ?? 0,
+            need.memoryMiB ?? 0,
+            result.gpus.map((g) => g.uuid).join(',') || null,
+            result.gpus.map((g) => g.index).join(',') || null,
+            jobId,
+          );
+        if (claimed.changes === 0) throw new Error(`job ${jobId} is not waiting for an agent`);
+        return result;
       })
       .immediate();
+  }
+
+  /** Gives back what a job claimed (it goes back to waiting for an agent). */
+  releaseResources(jobId: string): void {
+    this.db.prepare('UPDATE jobs SET agent = NULL, cpu = NULL, memory_mib = NULL, gpu_ids = NULL, gpus = NULL WHERE id = ?').run(jobId);
   }
 
   jobEvents(id: string): { status: JobStatus; reason: string | null; at: number }[] {

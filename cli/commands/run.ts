@@ -6,15 +6,17 @@ import { connectDocker } from '../../agent/docker/engine.js';
 import type { Isolation } from '../../agent/job-runner.js';
 import { detectResources } from '../../agent/resources.js';
 import { copySource } from '../../agent/source-copy.js';
-import { RunExecutor, type StopMode } from '../../app/run-executor.js';
+import { Scheduler, type StopMode } from '../../app/scheduler/scheduler.js';
 import type { RunView } from '../../app/run-service.js';
 import { DstackError } from '../../shared/errors.js';
+import { isFinal, type JobStatus } from '../../shared/job-status.js';
 import { unmetResources, type MachineResources } from '../../shared/resources.js';
 import { Project } from '../../shared/workflow/project.js';
 import { checkIsolation, ConfigFile, DEFAULT_ISOLATION_IMAGE } from '../local/config-file.js';
 import { containerOwner, removeLeftoverContainers, runIsolation } from '../local/containers.js';
 import { executorIdentity, isExecutorAlive } from '../local/executor-identity.js';
 import { findRepoRoot, openLocal, type LocalContext } from '../local/local-context.js';
+import { LocalWake } from '../local/local-wake.js';
 import { LocalWorker, runSourceDir } from '../local/local-worker.js';
 import { SecretStore } from '../local/secret-store.js';
 import { colorsEnabled, paint, statusColor } from '../output/colors.js';
@@ -100,6 +102,9 @@ export async function executeDetached(runName: string): Promise<number> {
   }
 }
 
+/** How often a waiting run looks for `dstack` processes that died holding resources. */
+const CRASH_CHECK_MS = 5000;
+
 async function execute(ctx: LocalContext, runName: string, machine: MachineResources, attached: boolean): Promise<number> {
   const { service } = ctx;
   const view = service.view(runName);
@@ -120,7 +125,15 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
     repo: view.run.repo,
     graceSeconds: Number(process.env.DSTACK_STOP_GRACE_SECONDS ?? 10),
   });
-  const executor = new RunExecutor(service, worker, runName, { refresh: () => service.reconcile(isExecutorAlive) });
+  const scheduler = new Scheduler(service, { runs: [runName] });
+  // Other `dstack` processes on this machine free resources too: they say so through a file, and a
+  // process that crashed is noticed by the reconcile that marks its jobs aborted.
+  const wake = new LocalWake(ctx.home, () => scheduler.wake());
+  const onJobEnd = (job: { status: JobStatus }) => {
+    if (isFinal(job.status)) wake.notify();
+  };
+  service.on('job', onJobEnd);
+  const crashCheck = setInterval(() => service.reconcile(isExecutorAlive), CRASH_CHECK_MS);
 
   if (attached) {
     service.on('log', (jobId, data, offset) => printer.write(jobId, data, offset));
@@ -139,7 +152,7 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
     if (attached) {
       printer.line(color('yellow', abort ? 'Aborting…' : 'Stopping… (press Ctrl+C again to abort)'));
     }
-    executor.stop(abort ? 'abort' : 'stop');
+    scheduler.stop(runName, abort ? 'abort' : 'stop');
   };
   const onInt = onSignal('stop');
   const onTerm = onSignal('abort');
@@ -147,7 +160,8 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
   process.on('SIGTERM', onTerm);
   process.on('SIGHUP', onTerm);
   try {
-    const final = await executor.execute();
+    scheduler.addAgent(worker);
+    const final = await scheduler.finished(runName);
     if (attached) {
       await printer.finish();
       printer.line('\n' + jobSummary(final, colors).trimEnd());
@@ -155,6 +169,10 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
     }
     return final.jobs.every((j) => j.status === 'done') ? 0 : 1;
   } finally {
+    clearInterval(crashCheck);
+    scheduler.close();
+    wake.close();
+    service.off('job', onJobEnd);
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
     process.off('SIGHUP', onTerm);

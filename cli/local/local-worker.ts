@@ -3,10 +3,10 @@ import type Docker from 'dockerode';
 import { JobRunner, type Isolation } from '../../agent/job-runner.js';
 import type { JobIO } from '../../agent/job-io.js';
 import { copySource } from '../../agent/source-copy.js';
-import type { StartedJob, Worker } from '../../app/run-executor.js';
+import type { Agent, StartedJob } from '../../app/scheduler/scheduler.js';
 import type { RunService } from '../../app/run-service.js';
 import { jobSpec, type JobRow } from '../../app/store/store.js';
-import type { MachineResources } from '../../shared/resources.js';
+import type { Gpu, MachineResources } from '../../shared/resources.js';
 import { referencedSecrets } from '../../shared/secrets.js';
 
 export interface LocalWorkerOptions {
@@ -25,19 +25,23 @@ export interface LocalWorkerOptions {
   secrets: () => Record<string, string>;
 }
 
+/** Every `dstack` process on this machine shares its CPUs, memory and GPUs: one agent id for all. */
+export const LOCAL_AGENT_ID = 'local';
+
 /** The in-process agent of local mode: runs jobs with the agent's JobRunner, straight on the stores. */
-export class LocalWorker implements Worker {
+export class LocalWorker implements Agent {
+  readonly id = LOCAL_AGENT_ID;
   readonly resources: MachineResources;
 
   constructor(private readonly options: LocalWorkerOptions) {
     this.resources = options.resources;
   }
 
-  start(job: JobRow, gpus: number[]): StartedJob {
+  start(job: JobRow, gpus: Gpu[]): StartedJob {
     const workflow = jobSpec(job);
     const values = this.options.secrets();
     const secrets = Object.fromEntries(referencedSecrets(workflow).map((name) => [name, values[name] ?? '']));
-    const runner = new JobRunner({ jobId: job.id, runName: job.run_name, workflow, gpus, secrets }, this.io(job), {
+    const runner = new JobRunner({ jobId: job.id, runName: job.run_name, workflow, gpus: gpus.map((g) => g.index), secrets }, this.io(job), {
       workRoot: this.options.workRoot,
       graceSeconds: this.options.graceSeconds,
       isolation: this.options.isolation,

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allRuns, cli, FIXTURE_BIN, makeRepo, startCli, tempDir, waitFor } from '../helpers/cli.js';
 
@@ -43,6 +44,42 @@ describe('resources on this machine', () => {
     expect(r.stdout).toContain('cuda=[0]');
     const [b, a] = await allRuns(cwd, home);
     expect(a!.status).toBe('done');
+    expect(Date.parse(b!.jobs[0]!.started_at!)).toBeGreaterThanOrEqual(Date.parse(a!.jobs[0]!.finished_at!));
+  });
+
+  it('never overcommits CPUs across runs: a run that needs every CPU waits for the one that holds them, and starts when it ends', async () => {
+    const home = tempDir();
+    const cpus = os.availableParallelism();
+    const cwd = makeRepo({
+      '.dstack/workflows.yaml': `workflows:\n  - name: all\n    provider: bash\n    commands:\n      - sleep 1.5\n    resources:\n      cpu: ${cpus}\n`,
+    });
+    const first = await cli(['run', 'all', '-d'], { cwd, home });
+    const firstName = /^(\S+) /m.exec(first.stdout.split('\n')[1]!)![1]!;
+    await waitFor(async () => (await allRuns(cwd, home))[0]!.jobs[0]!.status === 'running', 20_000, 'the first run to start');
+    const second = startCli(['run', 'all'], { cwd, home });
+    await waitFor(async () => (await allRuns(cwd, home))[0]!.jobs[0]!.reason === `waiting for ${cpus} CPU(s): in use by ${firstName}`, 20_000, 'the second run to wait');
+    expect((await second.exited).code).toBe(0);
+    const [b, a] = await allRuns(cwd, home);
+    const gap = Date.parse(b!.jobs[0]!.started_at!) - Date.parse(a!.jobs[0]!.finished_at!);
+    expect(gap).toBeGreaterThanOrEqual(0);
+    // Woken by the end of the other run, not by the slow check for crashed processes (every 5 s).
+    expect(gap).toBeLessThan(3000);
+  });
+
+  it('never overcommits memory across runs either', async () => {
+    const home = tempDir();
+    const mib = Math.floor(os.totalmem() / 1048576);
+    const cwd = makeRepo({
+      '.dstack/workflows.yaml': `workflows:\n  - name: big\n    provider: bash\n    commands:\n      - sleep 1\n    resources:\n      memory: ${Math.ceil(mib * 0.6)}MB\n`,
+    });
+    await cli(['run', 'big', '-d'], { cwd, home });
+    await waitFor(async () => (await allRuns(cwd, home))[0]!.jobs[0]!.status === 'running', 20_000, 'the first run to start');
+    const second = await cli(['run', 'big'], { cwd, home });
+    expect(second.code).toBe(0);
+    const runs = JSON.parse((await cli(['ps', '-a', '--json'], { cwd, home })).stdout);
+    const [b, a] = runs;
+    const reasons = b.jobs[0].events.map((e: { reason: string | null }) => e.reason);
+    expect(reasons).toContainEqual(`waiting for ${(Math.ceil(mib * 0.6) / 1024).toFixed(1).replace(/\.0$/, '')}GB of memory: in use by ${a.name}`);
     expect(Date.parse(b!.jobs[0]!.started_at!)).toBeGreaterThanOrEqual(Date.parse(a!.jobs[0]!.finished_at!));
   });
 

@@ -22,16 +22,16 @@ describe('run names', () => {
 });
 
 describe('nvidia-smi', () => {
-  it('parses the CSV of --query-gpu=index,name,memory.total --format=csv,noheader,nounits', () => {
-    expect(parseNvidiaSmi('0, NVIDIA A100-SXM4-80GB, 81920\n1, Tesla V100-SXM2-16GB, 16384\n')).toEqual([
-      { index: 0, name: 'NVIDIA A100-SXM4-80GB', memoryMiB: 81920 },
-      { index: 1, name: 'Tesla V100-SXM2-16GB', memoryMiB: 16384 },
+  it('parses the CSV of --query-gpu=index,name,memory.total,uuid --format=csv,noheader,nounits', () => {
+    expect(parseNvidiaSmi('0, NVIDIA A100-SXM4-80GB, 81920, GPU-a\n1, Tesla V100-SXM2-16GB, 16384, GPU-b\n')).toEqual([
+      { index: 0, name: 'NVIDIA A100-SXM4-80GB', memoryMiB: 81920, uuid: 'GPU-a' },
+      { index: 1, name: 'Tesla V100-SXM2-16GB', memoryMiB: 16384, uuid: 'GPU-b' },
     ]);
     expect(parseNvidiaSmi('No devices were found\n')).toEqual([]);
   });
 
   it('matches GPUs by name and memory and says what is missing', () => {
-    const gpus = parseNvidiaSmi('0, NVIDIA A100-SXM4-80GB, 81920\n1, Tesla V100-SXM2-16GB, 16384\n');
+    const gpus = parseNvidiaSmi('0, NVIDIA A100-SXM4-80GB, 81920, GPU-a\n1, Tesla V100-SXM2-16GB, 16384, GPU-b\n');
     expect(matchingGpus(gpus, { count: 1, name: 'v100' }).map((g) => g.index)).toEqual([1]);
     expect(matchingGpus(gpus, { count: 1, memoryMiB: 40000 }).map((g) => g.index)).toEqual([0]);
     const machine = { cpus: 8, memoryMiB: 32768, gpus };
