@@ -108,7 +108,7 @@ export class JobRunner {
         this.clearKillTimers();
       }
     } catch (err) {
-      await this.streamer.drain().catch(() => {});
+      await this.streamer.drain();
       const message = err instanceof Error ? err.message : String(err);
       this.streamer.note(`dstack: ${message}`);
       return this.finish(undefined, `infrastructure error: ${message}`, started, 'aborted');
@@ -212,7 +212,12 @@ export class JobRunner {
     }
     const rest = this.masker.end();
     if (rest.length > 0) this.streamer.write(rest);
-    await this.streamer.drain();
+    const log = await this.streamer.drain();
+    if (log.failed > 0) {
+      // The job's end is still reported (what it did stands), but never as if its log were whole.
+      const lost = `log incomplete: ${log.failed} of ${log.sent} chunk(s) could not be stored (${log.error instanceof Error ? log.error.message : String(log.error)})`;
+      reason = reason ? `${reason}; ${lost}` : lost;
+    }
     fs.rmSync(this.dir, { recursive: true, force: true });
     this.setStatus(final, { reason, exit_code: exitCode ?? null });
     return final;

@@ -10,6 +10,16 @@ export type LogSink = (chunk: LogChunk) => void | Promise<void>;
 export const MAX_CHUNK_BYTES = 64 * 1024;
 export const FLUSH_INTERVAL_MS = 100;
 
+/** What became of the chunks when the streamer drained: a sink that failed loses chunks. */
+export interface DrainResult {
+  /** Chunks sent since the start. */
+  sent: number;
+  /** Chunks the sink failed to take (threw, or its promise rejected). */
+  failed: number;
+  /** The first failure, to report. */
+  error?: unknown;
+}
+
 /**
  * Turns a job's raw output into sequenced chunks of bounded size, flushed at least every 100 ms,
  * and drains what is left when the job ends. `seq` starts at 1 and has no gaps.
@@ -19,7 +29,10 @@ export class LogStreamer {
   private pendingBytes = 0;
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
-  private inflight: Promise<void> | undefined;
+  /** Chunks the sink has not yet taken: the producer is paused while there are any. */
+  private readonly inflight = new Set<Promise<void>>();
+  private failed = 0;
+  private error: unknown;
 
   constructor(private readonly sink: LogSink, private readonly onBackpressure?: (paused: boolean) => void) {}
 
@@ -46,24 +59,38 @@ export class LogStreamer {
     const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    for (let off = 0; off < all.length; off += MAX_CHUNK_BYTES) {
-      const result = this.sink({ seq: ++this.seq, data: all.subarray(off, off + MAX_CHUNK_BYTES) });
-      if (result) this.waitFor(result);
-    }
+    for (let off = 0; off < all.length; off += MAX_CHUNK_BYTES) this.send({ seq: ++this.seq, data: all.subarray(off, off + MAX_CHUNK_BYTES) });
   }
 
-  private waitFor(p: Promise<void>): void {
-    if (this.inflight) return;
-    this.onBackpressure?.(true);
-    this.inflight = p.finally(() => {
-      this.inflight = undefined;
-      this.onBackpressure?.(false);
+  private send(chunk: LogChunk): void {
+    let result: void | Promise<void>;
+    try {
+      result = this.sink(chunk);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    if (!result) return;
+    if (this.inflight.size === 0) this.onBackpressure?.(true);
+    const settled: Promise<void> = result.then(
+      () => {},
+      (err: unknown) => this.fail(err),
+    );
+    this.inflight.add(settled);
+    void settled.finally(() => {
+      this.inflight.delete(settled);
+      if (this.inflight.size === 0) this.onBackpressure?.(false);
     });
   }
 
-  /** Flushes what is buffered and waits until the sink has taken it. */
-  async drain(): Promise<void> {
+  private fail(err: unknown): void {
+    if (this.failed++ === 0) this.error = err;
+  }
+
+  /** Flushes what is buffered and waits until the sink has taken (or failed to take) every chunk. */
+  async drain(): Promise<DrainResult> {
     this.flush();
-    while (this.inflight) await this.inflight;
+    while (this.inflight.size > 0) await Promise.all(this.inflight);
+    return { sent: this.seq, failed: this.failed, ...(this.failed > 0 ? { error: this.error } : {}) };
   }
 }

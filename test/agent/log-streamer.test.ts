@@ -44,3 +44,68 @@ describe('LogStreamer', () => {
     expect(events).toEqual(['chunk 1', 'pause', 'chunk 2', 'resume', 'drained']);
   });
 });
+
+describe('LogStreamer.drain', () => {
+  /** A sink that holds every chunk until the test acknowledges it, as a remote server does. */
+  function heldSink() {
+    const held = new Map<number, { ack: () => void; nack: (err: Error) => void }>();
+    const sink = (c: LogChunk) =>
+      new Promise<void>((ack, nack) => {
+        held.set(c.seq, { ack, nack });
+      });
+    return { held, sink };
+  }
+
+  it('waits for every unacknowledged chunk, not only the first', async () => {
+    const { held, sink } = heldSink();
+    const s = new LogStreamer(sink);
+    s.write('one');
+    s.flush();
+    s.write('two');
+    let drained = false;
+    const done = s.drain().then((r) => {
+      drained = true;
+      return r;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect([...held.keys()]).toEqual([1, 2]);
+    held.get(1)!.ack();
+    await new Promise((r) => setImmediate(r));
+    expect(drained).toBe(false);
+    held.get(2)!.ack();
+    expect(await done).toEqual({ sent: 2, failed: 0 });
+  });
+
+  it('counts chunks the sink failed to take, whether it rejected or threw, without an unhandled rejection', async () => {
+    const { held, sink } = heldSink();
+    let calls = 0;
+    const s = new LogStreamer((c) => {
+      if (++calls === 3) throw new Error('disk full');
+      return sink(c);
+    });
+    for (const part of ['a', 'b', 'c']) {
+      s.write(part);
+      s.flush();
+    }
+    held.get(1)!.nack(new Error('connection closed'));
+    held.get(2)!.ack();
+    const result = await s.drain();
+    expect(result.sent).toBe(3);
+    expect(result.failed).toBe(2);
+    expect((result.error as Error).message).toBe('disk full');
+  });
+
+  it('pauses the producer once while any chunk is unacknowledged, and resumes once all are', async () => {
+    const { held, sink } = heldSink();
+    const events: string[] = [];
+    const s = new LogStreamer(sink, (paused) => events.push(paused ? 'pause' : 'resume'));
+    s.write(Buffer.alloc(MAX_CHUNK_BYTES * 2, 'x'));
+    expect(events).toEqual(['pause']);
+    held.get(2)!.ack();
+    await new Promise((r) => setImmediate(r));
+    expect(events).toEqual(['pause']);
+    held.get(1)!.ack();
+    await s.drain();
+    expect(events).toEqual(['pause', 'resume']);
+  });
+});
