@@ -1,0 +1,170 @@
+import { z } from 'zod';
+import { JOB_STATUSES } from './job-status.js';
+
+/**
+ * The app ⇄ agent protocol: one WebSocket per agent, JSON text frames `{type, …}`, each validated
+ * by its schema here on receipt (on both sides). Liveness is the WebSocket's own ping/pong; bulk data
+ * (code, archives) moves over HTTP with a per-job token, never through the socket.
+ *
+ * Raise PROTOCOL_VERSION for any change an older peer would misread; `hello` carries it and the
+ * server refuses a mismatch, saying which side to upgrade.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * The largest frame either side accepts: a log chunk (64 KiB, base64) with room to spare. A bigger
+ * one is refused by the WebSocket itself (`maxPayload`) and the socket closed with 1008.
+ */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+
+/** WebSocket close codes used by the protocol (RFC 6455). */
+export const CLOSE = {
+  normal: 1000,
+  /** A malformed, unknown or oversized message; a protocol version mismatch. */
+  policy: 1008,
+  /** The server is shutting down; reconnect. */
+  goingAway: 1001,
+} as const;
+
+const jobId = z.string().min(1).max(200);
+const gpu = z.strictObject({
+  index: z.number().int().nonnegative(),
+  name: z.string(),
+  memoryMiB: z.number().nonnegative(),
+  uuid: z.string().min(1),
+});
+
+/** What an agent's machine has. */
+export const agentResources = z.strictObject({
+  cpus: z.number().positive(),
+  memoryMiB: z.number().positive(),
+  gpus: z.array(gpu),
+  /** From nvidia-smi, when there are GPUs. */
+  driverVersion: z.string().optional(),
+  cudaVersion: z.string().optional(),
+});
+
+/** A workflow as the loader resolved it (shared/workflow/types.ts); the spec is the provider's keys. */
+const resolvedWorkflow = z.looseObject({
+  name: z.string(),
+  provider: z.string(),
+  spec: z.record(z.string(), z.unknown()),
+  dependsOn: z.array(z.strictObject({ workflow: z.string(), tag: z.string().optional() })),
+  workingDir: z.string(),
+  artifacts: z.array(z.string()),
+  cache: z.array(z.string()),
+  ports: z.array(z.number().int()),
+  env: z.record(z.string(), z.string()),
+  resources: z.looseObject({}),
+});
+
+// Agent → app.
+
+export const helloMessage = z.strictObject({
+  type: z.literal('hello'),
+  protocol: z.number().int().positive(),
+  agent: z.strictObject({
+    name: z.string().min(1).max(100),
+    version: z.string(),
+    labels: z.array(z.string().min(1).max(100)).max(50),
+    resources: agentResources,
+  }),
+  /** Jobs still running on the agent (after a reconnect), with the last log seq the app acknowledged. */
+  running: z.array(z.strictObject({ jobId, acked: z.number().int().nonnegative() })),
+});
+
+export const acceptMessage = z.strictObject({ type: z.literal('accept'), jobId });
+
+export const rejectMessage = z.strictObject({ type: z.literal('reject'), jobId, reason: z.string().max(2000) });
+
+export const statusMessage = z.strictObject({
+  type: z.literal('status'),
+  jobId,
+  status: z.enum(JOB_STATUSES),
+  reason: z.string().max(4000).nullable().optional(),
+  exitCode: z.number().int().nullable().optional(),
+});
+
+export const logMessage = z.strictObject({
+  type: z.literal('log'),
+  jobId,
+  seq: z.number().int().positive(),
+  /** The chunk's bytes, base64. */
+  data: z.string().max(MAX_MESSAGE_BYTES),
+});
+
+export const portMessage = z.strictObject({ type: z.literal('port'), jobId, port: z.number().int().min(1).max(65535) });
+
+export const agentMessage = z.discriminatedUnion('type', [helloMessage, acceptMessage, rejectMessage, statusMessage, logMessage, portMessage]);
+export type AgentMessage = z.infer<typeof agentMessage>;
+
+// App → agent.
+
+export const welcomeMessage = z.strictObject({
+  type: z.literal('welcome'),
+  protocol: z.number().int().positive(),
+  agentId: z.string(),
+  /** Jobs of the hello's `running` list that the app no longer knows as running: stop them. */
+  forget: z.array(jobId),
+});
+
+export const offerMessage = z.strictObject({
+  type: z.literal('offer'),
+  jobId,
+  runName: z.string(),
+  workflow: resolvedWorkflow,
+  /** UUIDs of the GPUs the job gets on this agent. */
+  gpus: z.array(z.string()),
+  /** Values of the secrets the workflow refers to. */
+  secrets: z.record(z.string(), z.string()),
+  /** Where the code is: the commit to check out, and a patch to apply (fetched over HTTP). */
+  source: z.strictObject({ repoUrl: z.string(), commit: z.string(), patch: z.boolean() }),
+  /** Base URL of the job's HTTP endpoints, and the short-lived token scoped to this job. */
+  api: z.strictObject({ url: z.string(), token: z.string() }),
+  /** Accept within this many milliseconds, or the job goes back to the queue. */
+  acceptWithinMs: z.number().int().positive(),
+});
+
+export const ackMessage = z.strictObject({ type: z.literal('ack'), jobId, seq: z.number().int().nonnegative() });
+
+export const stopMessage = z.strictObject({ type: z.literal('stop'), jobId, mode: z.enum(['stop', 'abort']) });
+
+/** An offer withdrawn (it was not accepted in time, or the job was stopped): do not run it. */
+export const cancelMessage = z.strictObject({ type: z.literal('cancel'), jobId, reason: z.string() });
+
+export const appMessage = z.discriminatedUnion('type', [welcomeMessage, offerMessage, ackMessage, stopMessage, cancelMessage]);
+export type AppMessage = z.infer<typeof appMessage>;
+
+/** A message that breaks the protocol; the receiver closes the socket with 1008 and this reason. */
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+}
+
+/**
+ * Parses and validates one received frame. Throws ProtocolError with a short reason (it goes into
+ * the close frame, which allows 123 bytes) for anything that is not a valid message.
+ */
+export function parseMessage<S extends z.ZodType>(schema: S, frame: string | Buffer, isBinary = false): z.infer<S> {
+  if (isBinary) throw new ProtocolError('binary frames are not part of the protocol');
+  const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
+  if (size > MAX_MESSAGE_BYTES) throw new ProtocolError(`message of ${size} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`);
+  let value: unknown;
+  try {
+    value = JSON.parse(frame.toString());
+  } catch {
+    throw new ProtocolError('message is not JSON');
+  }
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const type = (value as { type?: unknown } | null)?.type;
+  const where = issue.path.length > 0 ? ` at '${issue.path.join('.')}'` : '';
+  throw new ProtocolError(`invalid ${typeof type === 'string' ? `'${type.slice(0, 20)}' ` : ''}message${where}: ${issue.message}`.slice(0, 120));
+}
+
+/** The reason for refusing a hello from another protocol version: which side to upgrade. */
+export function versionMismatch(ours: number, theirs: number, side: 'app' | 'agent'): string | undefined {
+  if (ours === theirs) return undefined;
+  const older = theirs < ours ? (side === 'app' ? 'agent' : 'app') : side;
+  return `protocol ${theirs} is not ${ours}: upgrade the ${older === 'app' ? 'server (dstack-app)' : 'agent (dstack-agent)'}`;
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { agentMessage, appMessage, MAX_MESSAGE_BYTES, parseMessage, PROTOCOL_VERSION, ProtocolError, versionMismatch } from '../../shared/protocol.js';
+
+const hello = {
+  type: 'hello',
+  protocol: PROTOCOL_VERSION,
+  agent: {
+    name: 'gpu-box-1',
+    version: '0.1.0',
+    labels: ['a100'],
+    resources: { cpus: 16, memoryMiB: 128000, gpus: [{ index: 0, name: 'NVIDIA A100-SXM4-80GB', memoryMiB: 81920, uuid: 'GPU-1' }], driverVersion: '550.54' },
+  },
+  running: [{ jobId: 'slim-octopus-3-0', acked: 12 }],
+};
+
+function reason(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ProtocolError) return err.message;
+    throw err;
+  }
+  throw new Error('no ProtocolError');
+}
+
+describe('protocol', () => {
+  it('parses every message an agent sends, and the ones the app sends', () => {
+    expect(parseMessage(agentMessage, JSON.stringify(hello))).toEqual(hello);
+    for (const m of [
+      { type: 'accept', jobId: 'j' },
+      { type: 'reject', jobId: 'j', reason: 'busy' },
+      { type: 'status', jobId: 'j', status: 'failed', reason: 'exit code 2', exitCode: 2 },
+      { type: 'log', jobId: 'j', seq: 1, data: Buffer.from('hello\n').toString('base64') },
+      { type: 'port', jobId: 'j', port: 6006 },
+    ]) {
+      expect(parseMessage(agentMessage, Buffer.from(JSON.stringify(m)))).toEqual(m);
+    }
+    for (const m of [
+      { type: 'welcome', protocol: PROTOCOL_VERSION, agentId: 'a1', forget: [] },
+      { type: 'ack', jobId: 'j', seq: 7 },
+      { type: 'stop', jobId: 'j', mode: 'abort' },
+      { type: 'cancel', jobId: 'j', reason: 'not accepted in time' },
+    ]) {
+      expect(parseMessage(appMessage, JSON.stringify(m))).toEqual(m);
+    }
+  });
+
+  it('refuses what is not a valid message with a reason short enough for a close frame', () => {
+    const cases: [string | Buffer, string][] = [
+      ['{nope', 'message is not JSON'],
+      [JSON.stringify({ type: 'launch', jobId: 'j' }), "invalid 'launch' message at 'type': Invalid input"],
+      [JSON.stringify({ type: 'log', jobId: 'j', seq: 0, data: '' }), "invalid 'log' message at 'seq': Too small: expected number to be >0"],
+      [JSON.stringify({ type: 'accept', jobId: 'j', extra: 1 }), 'invalid \'accept\' message: Unrecognized key: "extra"'],
+      [JSON.stringify({ ...hello, protocol: 'one' }), "invalid 'hello' message at 'protocol': Invalid input: expected number, received string"],
+      [JSON.stringify({ type: 'ack', jobId: 'j', seq: 1 }), "invalid 'ack' message at 'type': Invalid input"],
+    ];
+    for (const [frame, expected] of cases) {
+      const got = reason(() => parseMessage(agentMessage, frame));
+      expect(got.startsWith(expected.slice(0, 40)), `${got} / ${expected}`).toBe(true);
+      expect(Buffer.byteLength(got)).toBeLessThanOrEqual(123);
+    }
+    expect(reason(() => parseMessage(agentMessage, 'x'.repeat(MAX_MESSAGE_BYTES + 1)))).toBe(
+      `message of ${MAX_MESSAGE_BYTES + 1} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`,
+    );
+    expect(reason(() => parseMessage(agentMessage, Buffer.from('{}'), true))).toBe('binary frames are not part of the protocol');
+  });
+
+  it('says which side to upgrade when protocol versions differ', () => {
+    expect(versionMismatch(2, 2, 'app')).toBeUndefined();
+    expect(versionMismatch(2, 1, 'app')).toBe('protocol 1 is not 2: upgrade the agent (dstack-agent)');
+    expect(versionMismatch(2, 3, 'app')).toBe('protocol 3 is not 2: upgrade the server (dstack-app)');
+    expect(versionMismatch(2, 1, 'agent')).toBe('protocol 1 is not 2: upgrade the server (dstack-app)');
+    expect(versionMismatch(2, 3, 'agent')).toBe('protocol 3 is not 2: upgrade the agent (dstack-agent)');
+  });
+});
