@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { LogChunk } from './log-streamer.js';
+
+/** Each segment file holds about this much before a new one starts; acknowledged segments are deleted. */
+const SEGMENT_BYTES = 16 * 1024 * 1024;
+/** Record header: seq (8 bytes) and length (4 bytes). */
+const HEADER = 12;
+
+interface Segment {
+  file: string;
+  fd: number;
+  bytes: number;
+  /** The highest seq written to it. */
+  lastSeq: number;
+}
+
+/**
+ * A job's log chunks that the server has not acknowledged yet, kept on disk in the agent's work
+ * folder so they survive a lost connection (and are resent after it) without growing the agent's
+ * memory. Chunks go into segment files; a segment is deleted once every chunk in it is acknowledged.
+ * Past `limitBytes` of unacknowledged chunks, `push` returns a promise that settles when acks make
+ * room: the log streamer then pauses the job rather than lose its output.
+ */
+export class LogSpool {
+  private readonly segments: Segment[] = [];
+  private acked = 0;
+  private unackedBytes = 0;
+  /** Size of each unacknowledged chunk, oldest first (a few numbers per chunk, not its data). */
+  private readonly sizes: { seq: number; bytes: number }[] = [];
+  private head = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(private readonly dir: string, private readonly limitBytes = 512 * 1024 * 1024) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  /** The highest seq acknowledged so far. */
+  get ackedSeq(): number {
+    return this.acked;
+  }
+
+  /** Keeps a chunk until it is acknowledged; resolves once there is room for more. */
+  push(chunk: LogChunk): Promise<void> | undefined {
+    let seg = this.segments.at(-1);
+    if (!seg || seg.bytes >= SEGMENT_BYTES) {
+      const file = path.join(this.dir, `${String(chunk.seq).padStart(12, '0')}.spool`);
+      seg = { file, fd: fs.openSync(file, 'w+'), bytes: 0, lastSeq: 0 };
+      this.segments.push(seg);
+    }
+    const header = Buffer.alloc(HEADER);
+    header.writeDoubleLE(chunk.seq, 0);
+    header.writeUInt32LE(chunk.data.length, 8);
+    fs.writeSync(seg.fd, header);
+    fs.writeSync(seg.fd, chunk.data);
+    seg.bytes += HEADER + chunk.data.length;
+    seg.lastSeq = chunk.seq;
+    this.unackedBytes += HEADER + chunk.data.length;
+    this.sizes.push({ seq: chunk.seq, bytes: HEADER + chunk.data.length });
+    if (this.unackedBytes < this.limitBytes) return undefined;
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Forgets every chunk up to `seq`, deleting segments that hold nothing else. */
+  ack(seq: number): void {
+    if (seq <= this.acked) return;
+    this.acked = seq;
+    while (this.head < this.sizes.length && this.sizes[this.head]!.seq <= seq) this.unackedBytes -= this.sizes[this.head++]!.bytes;
+    if (this.head > 1024) {
+      this.sizes.splice(0, this.head);
+      this.head = 0;
+    }
+    while (this.segments.length > 0 && this.segments[0]!.lastSeq <= seq) {
+      const seg = this.segments.shift()!;
+      fs.closeSync(seg.fd);
+      fs.rmSync(seg.file, { force: true });
+    }
+    if (this.unackedBytes < this.limitBytes) for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** The chunks not yet acknowledged, oldest first, read back from disk one at a time (to resend). */
+  *unacked(): Generator<LogChunk> {
+    const header = Buffer.alloc(HEADER);
+    for (const seg of [...this.segments]) {
+      for (let pos = 0; pos < seg.bytes; ) {
+        fs.readSync(seg.fd, header, 0, HEADER, pos);
+        const seq = header.readDoubleLE(0);
+        const length = header.readUInt32LE(8);
+        pos += HEADER;
+        if (seq > this.acked) {
+          const data = Buffer.alloc(length);
+          fs.readSync(seg.fd, data, 0, length, pos);
+          yield { seq, data };
+        }
+        pos += length;
+      }
+    }
+  }
+
+  /** Removes the spool (the job ended and its log is acknowledged, or it is given up). */
+  close(): void {
+    for (const seg of this.segments.splice(0)) fs.closeSync(seg.fd);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+}

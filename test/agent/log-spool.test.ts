@@ -1,0 +1,61 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LogSpool } from '../../agent/log-spool.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+function spoolDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'dstack-spool-'));
+  dirs.push(d);
+  return path.join(d, 'job-1');
+}
+const chunk = (seq: number, size = 10) => ({ seq, data: Buffer.alloc(size, seq % 256) });
+
+describe('LogSpool', () => {
+  it('gives back every unacknowledged chunk, in order, byte for byte', () => {
+    const spool = new LogSpool(spoolDir());
+    for (let seq = 1; seq <= 5; seq++) spool.push({ seq, data: Buffer.from(`line ${seq}\n`) });
+    spool.ack(2);
+    expect([...spool.unacked()].map((c) => [c.seq, c.data.toString()])).toEqual([
+      [3, 'line 3\n'],
+      [4, 'line 4\n'],
+      [5, 'line 5\n'],
+    ]);
+    spool.ack(5);
+    expect([...spool.unacked()]).toEqual([]);
+    spool.close();
+  });
+
+  it('keeps chunks on disk, deleting a segment once all of it is acknowledged', () => {
+    const dir = spoolDir();
+    const spool = new LogSpool(dir);
+    // 64 KiB chunks: a 16 MiB segment holds 255 of them.
+    for (let seq = 1; seq <= 600; seq++) spool.push(chunk(seq, 65536));
+    expect(fs.readdirSync(dir)).toHaveLength(3);
+    spool.ack(300);
+    expect(fs.readdirSync(dir)).toHaveLength(2);
+    expect([...spool.unacked()].map((c) => c.seq)).toEqual(Array.from({ length: 300 }, (_, i) => 301 + i));
+    spool.ack(600);
+    expect(fs.readdirSync(dir)).toHaveLength(0);
+    spool.close();
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
+  it('asks the producer to wait past its limit, until acknowledgements make room', async () => {
+    const spool = new LogSpool(spoolDir(), 100);
+    expect(spool.push(chunk(1, 40))).toBeUndefined();
+    const full = spool.push(chunk(2, 60));
+    expect(full).toBeInstanceOf(Promise);
+    let resumed = false;
+    void full!.then(() => (resumed = true));
+    spool.ack(1);
+    await new Promise((r) => setImmediate(r));
+    expect(resumed).toBe(true);
+    expect(spool.ackedSeq).toBe(1);
+    spool.close();
+  });
+});
