@@ -32,6 +32,9 @@ export class PtyProcess {
     this.exited = new Promise((resolve) => {
       this.term.onExit(({ exitCode, signal }) => {
         this.done = true;
+        // Nothing a job started outlives it: what it left running in the background (`server &`,
+        // a daemon that kept its process group) is killed with the group.
+        killGroup(this.term.pid);
         resolve({ exitCode, signal: signal || undefined });
       });
     });
@@ -90,5 +93,13 @@ export class PtyProcess {
 
   resume(): void {
     this.term.resume();
+  }
+}
+
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // No process is left in the group.
   }
 }
