@@ -125,14 +125,17 @@ export const offerMessage = z.strictObject({
   acceptWithinMs: z.number().int().positive(),
 });
 
+/** The app took the agent's accept: run the job now. Until then the agent runs nothing, so a job never runs twice. */
+export const startMessage = z.strictObject({ type: z.literal('start'), jobId });
+
 export const ackMessage = z.strictObject({ type: z.literal('ack'), jobId, seq: z.number().int().nonnegative() });
 
 export const stopMessage = z.strictObject({ type: z.literal('stop'), jobId, mode: z.enum(['stop', 'abort']) });
 
-/** An offer withdrawn (it was not accepted in time, or the job was stopped): do not run it. */
+/** An offer withdrawn (not accepted in time, a late accept refused, the job stopped): do not run it. */
 export const cancelMessage = z.strictObject({ type: z.literal('cancel'), jobId, reason: z.string() });
 
-export const appMessage = z.discriminatedUnion('type', [welcomeMessage, offerMessage, ackMessage, stopMessage, cancelMessage]);
+export const appMessage = z.discriminatedUnion('type', [welcomeMessage, offerMessage, startMessage, ackMessage, stopMessage, cancelMessage]);
 export type AppMessage = z.infer<typeof appMessage>;
 
 /** A message that breaks the protocol; the receiver closes the socket with 1008 and this reason. */

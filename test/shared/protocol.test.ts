@@ -37,6 +37,7 @@ describe('protocol', () => {
     }
     for (const m of [
       { type: 'welcome', protocol: PROTOCOL_VERSION, agentId: 'a1', forget: [] },
+      { type: 'start', jobId: 'j' },
       { type: 'ack', jobId: 'j', seq: 7 },
       { type: 'stop', jobId: 'j', mode: 'abort' },
       { type: 'cancel', jobId: 'j', reason: 'not accepted in time' },
