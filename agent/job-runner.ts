@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { isDstackError } from '../shared/errors.js';
@@ -218,7 +219,7 @@ export class JobRunner {
       const lost = `log incomplete: ${log.failed} of ${log.sent} chunk(s) could not be stored (${log.error instanceof Error ? log.error.message : String(log.error)})`;
       reason = reason ? `${reason}; ${lost}` : lost;
     }
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    await fsp.rm(this.dir, { recursive: true, force: true });
     this.setStatus(final, { reason, exit_code: exitCode ?? null });
     return final;
   }
@@ -231,7 +232,7 @@ export class JobRunner {
         this.streamer.note(`${label} '${stored}' does not exist; nothing saved`);
         return;
       }
-      const size = measure(full);
+      const size = await measure(full);
       const { stream, done } = packStream(base, rel);
       await Promise.all([put(stored, stream, size), done]);
     };

@@ -1,16 +1,16 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { DstackError } from '../shared/errors.js';
 
 /**
  * The interpreter for a Python version (`3.10` → `python3.10`, or `python3` when that is the
  * version); no version means the machine's own `python3`.
  */
-export function findPython(version: string | undefined, env: NodeJS.ProcessEnv): string {
+export async function findPython(version: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
   const wanted = version?.trim();
   const candidates = wanted ? [`python${wanted}`, 'python3', 'python'] : ['python3', 'python'];
   const seen: string[] = [];
   for (const exe of candidates) {
-    const v = versionOf(exe, env);
+    const v = await versionOf(exe, env);
     if (!v) continue;
     seen.push(`${exe} (${v})`);
     // `3` takes any 3.x; `3.10.4` is satisfied by 3.10 (a patch release cannot be chosen by name).
@@ -25,12 +25,11 @@ export function findPython(version: string | undefined, env: NodeJS.ProcessEnv):
   );
 }
 
-function versionOf(exe: string, env: NodeJS.ProcessEnv): string | undefined {
-  try {
-    return execFileSync(exe, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { env, stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 })
-      .toString()
-      .trim();
-  } catch {
-    return undefined;
-  }
+/** `3.11` for an interpreter on PATH, or undefined when there is none (asked without blocking other jobs). */
+function versionOf(exe: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile(exe, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { env, timeout: 10_000 }, (err, stdout) =>
+      resolve(err ? undefined : stdout.trim()),
+    );
+  });
 }

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -43,14 +44,17 @@ function finished(child: ReturnType<typeof spawn>, what: string): Promise<void> 
   });
 }
 
-/** Counts the files and bytes under a path (a file or a folder), without following links. */
-export function measure(p: string): { files: number; bytes: number } {
-  const st = fs.lstatSync(p);
+/**
+ * Counts the files and bytes under a path (a file or a folder), without following links. Async, a
+ * folder at a time, so counting a large artifact never holds up other jobs' logs and stops.
+ */
+export async function measure(p: string): Promise<{ files: number; bytes: number }> {
+  const st = await fsp.lstat(p);
   if (!st.isDirectory()) return { files: 1, bytes: st.size };
   let files = 0;
   let bytes = 0;
-  for (const entry of fs.readdirSync(p, { withFileTypes: true })) {
-    const m = measure(path.join(p, entry.name));
+  for (const entry of await fsp.readdir(p, { withFileTypes: true })) {
+    const m = await measure(path.join(p, entry.name));
     files += m.files;
     bytes += m.bytes;
   }

@@ -8,7 +8,7 @@ export const bashProvider: Provider = async (ctx) => {
   const spec = ctx.workflow.spec as BashSpec;
   const lines: string[] = [];
   if (spec.python !== undefined) {
-    if (ctx.isolation === 'host') pythonOnHostPath(ctx.hostJobDir, ctx.env, findPython(String(spec.python), ctx.env));
+    if (ctx.isolation === 'host') pythonOnHostPath(ctx.hostJobDir, ctx.env, await findPython(String(spec.python), ctx.env));
     else lines.push(...pythonInShell(ctx.paths.jobDir, String(spec.python), 'the image'));
   }
   return ctx.shell([...lines, ...spec.commands]);

@@ -14,7 +14,7 @@ export const pythonProvider: Provider = async (ctx) => {
   const lines: string[] = [];
   let python: string;
   if (ctx.isolation === 'host') {
-    python = shellQuote(findPython(version, ctx.env));
+    python = shellQuote(await findPython(version, ctx.env));
   } else {
     lines.push(...pythonInShell(ctx.paths.jobDir, version, 'the image'));
     python = 'python';
