@@ -42,7 +42,16 @@ export class YamlFile {
     if (node === null || node === undefined) return null;
     const here = position(node as Node);
     if (here) this.valuePositions.set(key(path), here);
-    if (isAlias(node)) return node.toJS(doc);
+    if (isAlias(node)) {
+      try {
+        return node.toJS(doc);
+      } catch (err) {
+        // The yaml library refuses aliases that expand to too much (an alias bomb): a bad file.
+        const at = here ?? { file: this.file, line: 1, col: 1 };
+        const why = err instanceof Error && /alias/i.test(err.message) ? 'aliases expand to too much data (an alias bomb)' : `alias *${node.source} cannot be resolved`;
+        throw new DstackError('DSTACK_ERR_YAML', `${formatPosition(at)}: invalid YAML: ${why}; write the values out instead of using aliases`, { cause: err });
+      }
+    }
     if (isMap(node)) {
       const out: Record<string, unknown> = {};
       for (const pair of node.items) {

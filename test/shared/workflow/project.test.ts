@@ -60,6 +60,14 @@ describe('workflow files', () => {
     expect(directive.message).toMatch(/^\.dstack\/workflows\.yaml:5:9: invalid YAML: Plain value cannot start with directive indicator character %/);
   });
 
+  it('refuses a YAML alias bomb as a bad file, saying where', () => {
+    const levels = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+    const lines = levels.slice(1).map((l, i) => `      ${l}: &${l} [${Array(9).fill(`*${levels[i]}`).join(', ')}]`);
+    const e = loadError({ [WF]: `workflows:\n  - name: a\n    provider: bash\n    commands: &a [x, x, x, x, x, x, x, x, x]\n    env:\n${lines.join('\n')}\n` });
+    expect(e.code).toBe('DSTACK_ERR_YAML');
+    expect(e.message).toMatch(/^\.dstack\/workflows\.yaml:\d+:\d+: invalid YAML: aliases expand to too much data \(an alias bomb\); write the values out instead of using aliases$/);
+  });
+
   it('names an unknown key with file, line, column and the closest valid key', () => {
     const e = loadError({ [WF]: 'workflows:\n  - name: a\n    provider: bash\n    comands: [echo a]\n' });
     expect(e.code).toBe('DSTACK_ERR_WORKFLOW_INVALID');
