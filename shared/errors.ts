@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'DSTACK_ERR_SECRET_UNKNOWN'
   | 'DSTACK_ERR_DOCKER'
   | 'DSTACK_ERR_CONFIG'
+  | 'DSTACK_ERR_STORE_DAMAGED'
   | 'DSTACK_ERR_USAGE';
 
 export class DstackError extends Error {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { DstackError } from '../../shared/errors.js';
 import { FINAL_STATUSES, type JobStatus } from '../../shared/job-status.js';
 import { allocate, type Gpu, type MachineResources } from '../../shared/resources.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
@@ -70,6 +71,17 @@ type Need = Parameters<typeof allocate>[2];
 /** A claim made, with the GPUs it got; or what was short, and which runs hold it (for the waiting reason). */
 export type Claim = { ok: true; gpus: Gpu[] } | { ok: false; short: 'gpu' | 'cpu' | 'memory'; holders: string[] };
 
+/** A file that is not (or no longer) a SQLite database: say which, and what to do. */
+function damaged(file: string, err: unknown): DstackError | undefined {
+  const code = (err as { code?: unknown }).code;
+  if (code !== 'SQLITE_NOTADB' && code !== 'SQLITE_CORRUPT') return undefined;
+  return new DstackError(
+    'DSTACK_ERR_STORE_DAMAGED',
+    `${file} is damaged (${(err as Error).message}): move it away (mv ${file} ${file}.damaged) and run again; the runs recorded in it, and their logs and artifacts, are lost`,
+    { cause: err },
+  );
+}
+
 export function jobSpec(job: JobRow): ResolvedWorkflow {
   return JSON.parse(job.spec) as ResolvedWorkflow;
 }
@@ -81,15 +93,20 @@ export function jobSpec(job: JobRow): ResolvedWorkflow {
 export class Store {
   private readonly db: Database.Database;
 
-  constructor(file: string) {
+  constructor(readonly file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    // In WAL mode NORMAL survives a crash of the process; only a power cut may lose the last commits.
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('foreign_keys = ON');
-    this.migrate();
+    try {
+      this.db.pragma('journal_mode = WAL');
+      // In WAL mode NORMAL survives a crash of the process; only a power cut may lose the last commits.
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      this.db.pragma('foreign_keys = ON');
+      this.migrate();
+    } catch (err) {
+      this.db.close();
+      throw damaged(file, err) ?? err;
+    }
   }
 
   private migrate(): void {
