@@ -91,10 +91,21 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   }
 
   view(name: string): RunView {
+    const view = this.findRun(name);
+    if (!view) throw this.unknownRun(name);
+    return view;
+  }
+
+  /** A run with its jobs and tags, or undefined when there is none of that name. */
+  findRun(name: string): RunView | undefined {
     const run = this.store.getRun(name);
-    if (!run) throw this.unknownRun(name);
+    if (!run) return undefined;
     const jobs = this.store.jobsOf(name);
     return { run, status: runStatus(jobs), jobs, tags: this.store.tagsOf(name) };
+  }
+
+  job(id: string): JobRow | undefined {
+    return this.store.getJob(id);
   }
 
   listRuns(): RunView[] {

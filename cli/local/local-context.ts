@@ -1,9 +1,11 @@
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ArchiveStore } from '../../app/archive-store.js';
 import { LogStore } from '../../app/log-store.js';
 import { RunService } from '../../app/run-service.js';
 import { Store } from '../../app/store/store.js';
+import { isFinal } from '../../shared/job-status.js';
 import { removeLeftoverContainers, usesContainers } from './containers.js';
 import { isExecutorAlive } from './executor-identity.js';
 import { dstackHome, homePaths } from './home.js';
@@ -12,7 +14,10 @@ export interface LocalContext {
   home: string;
   paths: ReturnType<typeof homePaths>;
   service: RunService;
-  /** Removes containers that jobs aborted by a crashed `dstack` left running (see reconcile). */
+  /**
+   * Removes what runs of a crashed `dstack` left behind (see reconcile): their containers, job
+   * folders and run snapshots.
+   */
   sweep(): Promise<void>;
   close(): void;
 }
@@ -34,6 +39,7 @@ export function openLocal(env: NodeJS.ProcessEnv = process.env): LocalContext {
     paths,
     service,
     async sweep() {
+      await removeFinishedFolders(service, paths);
       if (!aborted.some((run) => usesContainers(service, run))) return;
       try {
         const { connectDocker } = await import('../../agent/docker/engine.js');
@@ -57,5 +63,22 @@ export function findRepoRoot(cwd: string = process.cwd()): string {
     const parent = path.dirname(dir);
     if (parent === dir) return path.resolve(cwd);
     dir = parent;
+  }
+}
+
+/**
+ * Job folders and run snapshots are removed by the process that runs them when they end; those of
+ * a process that died stay. Remove any whose job or run has ended (never one the store does not
+ * know yet: a run being submitted copies its snapshot before it is stored).
+ */
+async function removeFinishedFolders(service: RunService, paths: ReturnType<typeof homePaths>): Promise<void> {
+  const entries = async (dir: string) => fsp.readdir(dir).catch(() => [] as string[]);
+  for (const id of await entries(paths.work)) {
+    const job = service.job(id);
+    if (job && isFinal(job.status)) await fsp.rm(path.join(paths.work, id), { recursive: true, force: true });
+  }
+  for (const name of await entries(paths.runs)) {
+    const run = service.findRun(name);
+    if (run && isFinal(run.status)) await fsp.rm(path.join(paths.runs, name), { recursive: true, force: true });
   }
 }

@@ -108,4 +108,19 @@ describe('stopping runs', () => {
     // The log written before the crash is still there.
     expect((await cli(['logs', run!.name], { cwd, home })).stdout).toContain('ready');
   });
+
+  it("removes a killed CLI's job folder and run snapshot at the next command", async () => {
+    const home = tempDir();
+    const cwd = makeRepo({ '.dstack/workflows.yaml': workflows });
+    const child = startCli(['run', 'long'], { cwd, home });
+    await waitFor(() => child.output().stdout.includes('ready'), 20_000, 'the job to start');
+    const name = runNameOf(child.output().stdout);
+    expect(fs.readdirSync(path.join(home, 'jobs'))).toEqual([`${name}-0`]);
+    expect(fs.readdirSync(path.join(home, 'runs'))).toEqual([name]);
+    child.kill('SIGKILL');
+    await child.exited;
+    expect((await cli(['ps'], { cwd, home })).code).toBe(0);
+    expect(fs.readdirSync(path.join(home, 'jobs'))).toEqual([]);
+    expect(fs.readdirSync(path.join(home, 'runs'))).toEqual([]);
+  });
 });
