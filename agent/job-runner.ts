@@ -155,7 +155,7 @@ export class JobRunner {
       note: (line) => this.streamer.note(line),
       container,
       shell: async (lines) => {
-        writeJobScript(this.dir, lines);
+        writeJobScript(this.dir, lines, workflow.runArgs);
         if (!inContainer) return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d));
         return container({ image: (workflow.spec as { image?: string }).image ?? isolation.image, entrypoint: containerScriptCommand(CONTAINER_JOB_DIR), cmd: [] });
       },

@@ -1,5 +1,6 @@
 import type { DockerSpec } from '../../shared/workflow/schema.js';
 import type { Provider } from './provider.js';
+import { setRunArgs } from './shell-script.js';
 
 /**
  * `provider: docker`: the image's own entrypoint and command, or `commands` run by `entrypoint`
@@ -9,7 +10,7 @@ import type { Provider } from './provider.js';
 export const dockerProvider: Provider = async (ctx) => {
   const spec = ctx.workflow.spec as DockerSpec;
   const entrypoint = typeof spec.entrypoint === 'string' ? spec.entrypoint.trim().split(/\s+/) : spec.entrypoint;
-  const commands = spec.commands && spec.commands.length > 0 ? ['set -e', ...spec.commands].join('\n') : undefined;
+  const commands = spec.commands && spec.commands.length > 0 ? ['set -e', setRunArgs(ctx.workflow.runArgs ?? []), ...spec.commands].join('\n') : undefined;
   return ctx.container({
     image: spec.image,
     auth: spec.registry_auth,

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { shellQuote } from '../../shared/shell-quote.js';
+import { shellJoin, shellQuote } from '../../shared/shell-quote.js';
 import { PtyProcess } from '../pty-process.js';
 import type { RunningProvider } from './provider.js';
 
@@ -9,9 +9,17 @@ import type { RunningProvider } from './provider.js';
  * it; and standard input at end-of-file, as on a CI runner: under the pty a command that reads its
  * input (`read x`, a prompt) would otherwise wait forever for a keyboard nobody types on.
  */
-export function writeJobScript(hostJobDir: string, lines: string[]): string {
-  fs.writeFileSync(path.join(hostJobDir, 'job.sh'), ['set -e', 'exec </dev/null', ...lines, ''].join('\n'), { mode: 0o700 });
+export function writeJobScript(hostJobDir: string, lines: string[], runArgs: readonly string[] = []): string {
+  fs.writeFileSync(path.join(hostJobDir, 'job.sh'), ['set -e', 'exec </dev/null', setRunArgs(runArgs), ...lines, ''].join('\n'), { mode: 0o700 });
   return 'job.sh';
+}
+
+/**
+ * Makes the run's arguments the shell's positional parameters, which `${{ run.args }}` in a command
+ * refers to (`"$@"`): each argument arrives as the word the user typed, and is never run as code.
+ */
+export function setRunArgs(runArgs: readonly string[]): string {
+  return runArgs.length > 0 ? `set -- ${shellJoin(runArgs)}` : 'set --';
 }
 
 /** Runs the job's script in bash under a pty on this machine. */

@@ -1,13 +1,11 @@
-import { shellJoin } from '../../shared/shell-quote.js';
-
 export interface ParsedRunArgs {
   detach: boolean;
   isolation?: string;
   image?: string;
   /** `--NAME VALUE` for names that are variables of a workflow in the run. */
   overrides: Record<string, string>;
-  /** Everything else, shell-quoted, for `${{ run.args }}`. */
-  args: string;
+  /** Everything else, as typed, for `${{ run.args }}`. */
+  args: string[];
 }
 
 /**
@@ -44,5 +42,5 @@ export function parseRunArgs(tokens: readonly string[], isVariable: (name: strin
     }
     rest.push(t);
   }
-  return { detach, ...options, overrides, args: shellJoin(rest) };
+  return { detach, ...options, overrides, args: rest };
 }

@@ -9,6 +9,7 @@ import { copySource } from '../../agent/source-copy.js';
 import { Scheduler, type StopMode } from '../../app/scheduler/scheduler.js';
 import type { RunView } from '../../app/run-service.js';
 import { DstackError } from '../../shared/errors.js';
+import { shellJoin } from '../../shared/shell-quote.js';
 import { isFinal, type JobStatus } from '../../shared/job-status.js';
 import { unmetResources, type MachineResources } from '../../shared/resources.js';
 import { Project } from '../../shared/workflow/project.js';
@@ -65,7 +66,7 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
     // The run gets the folder as it is now: later edits do not leak into it.
     const sourceDir = runSourceDir(ctx.paths.runs, runName);
     await copySource(root, sourceDir);
-    const view = service.submit({ repo: root, workflow, args: parsed.args, runName, plan, executor: executorIdentity(), isolation: JSON.stringify(isolation) });
+    const view = service.submit({ repo: root, workflow, args: shellJoin(parsed.args), runName, plan, executor: executorIdentity(), isolation: JSON.stringify(isolation) });
     const colors = colorsEnabled();
     process.stdout.write(runTable([view], colors));
 

@@ -18,7 +18,8 @@ interface WorkflowEntry {
 }
 
 export interface ResolveOptions {
-  args?: string;
+  /** The run's arguments, as the words the user typed. */
+  args?: readonly string[];
   runName?: string;
   /** `--NAME VALUE` from the command line; only names that are variables of a workflow apply to it. */
   overrides?: Record<string, string>;
@@ -87,7 +88,7 @@ export class Project {
   /** Checks one workflow as `resolve` would, but lets a custom provider pass (it is valid, if not runnable). */
   private check(name: string): void {
     const entry = this.entry(name);
-    const raw = interpolate(entry.raw, { variables: this.variablesOf(name), run: { args: '', name: '' }, workflow: name }, entry.file, entry.path);
+    const raw = interpolate(entry.raw, { variables: this.variablesOf(name), run: { args: [], name: '' }, workflow: name }, entry.file, entry.path);
     const validated = validateWorkflow(raw, entry.file, entry.path);
     if (validated.kind === 'builtin') this.normalise(validated.spec, entry);
   }
@@ -99,7 +100,7 @@ export class Project {
     for (const [k, v] of Object.entries(options.overrides ?? {})) if (Object.hasOwn(variables, k)) variables[k] = parseYamlScalar(v);
     const ctx: InterpolationContext = {
       variables,
-      run: { args: options.args ?? '', name: options.runName ?? '' },
+      run: { args: options.args ?? [], name: options.runName ?? '' },
       secrets: options.secrets,
       workflow: name,
     };
@@ -111,7 +112,7 @@ export class Project {
         `${formatPosition(entry.file.at([...entry.path, 'provider']))}: workflow '${name}' uses the custom provider '${validated.spec.provider.name}' from ${validated.spec.provider.repo}; custom providers are not supported yet, use bash, python, docker or curl`,
       );
     }
-    return this.normalise(validated.spec, entry);
+    return { ...this.normalise(validated.spec, entry), runArgs: [...(options.args ?? [])] };
   }
 
   private normalise(spec: WorkflowSpec, entry: WorkflowEntry): ResolvedWorkflow {

@@ -38,4 +38,9 @@ export interface ResolvedWorkflow {
   env: Record<string, string>;
   resources: Resources;
   position: Position;
+  /**
+   * The run's arguments as typed: the job's shell gets them as its positional parameters, which
+   * `${{ run.args }}` in a command refers to (absent in runs stored before it was added).
+   */
+  runArgs?: string[];
 }

@@ -236,6 +236,27 @@ describe('the docker provider', () => {
 });
 
 describe('docker isolation', () => {
+  it('passes run.args as the words typed to jobs in containers, with sh as the shell', async () => {
+    const home = tempDir();
+    const cwd = makeRepo({
+      '.dstack/workflows.yaml': [
+        'workflows:',
+        '  - name: boxed',
+        '    provider: bash',
+        '    commands:',
+        '      - echo "A=[${{ run.args }}]"',
+        '      - printf "<%s>" ${{ run.args }}; echo',
+        dockerWf('image', '    commands:\n      - printf "[%s]" ${{ run.args }}; echo\n'),
+      ].join('\n'),
+    });
+    const args = ['--', 'x$(echo INJ)y', 'a b', '*'];
+    const boxed = await cli(['run', 'boxed', '--isolation', 'docker', '--image', IMAGE, ...args], { cwd, home });
+    expect(boxed.stdout).toContain('A=[x$(echo INJ)y a b *]');
+    expect(boxed.stdout).toContain('<x$(echo INJ)y><a b><*>');
+    const image = await cli(['run', 'image', ...args], { cwd, home });
+    expect(image.stdout).toContain('[x$(echo INJ)y][a b][*]');
+  });
+
   it('runs bash jobs in a container with --isolation docker, and keeps the setting with dstack config', async () => {
     const home = tempDir();
     const cwd = makeRepo({

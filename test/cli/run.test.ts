@@ -46,6 +46,22 @@ describe('dstack run', () => {
     expect(r.stdout).toContain(`epochs=7 run=${name} name=${name}`);
   });
 
+  it('passes run.args as the words typed, never as code, wherever the expression stands', async () => {
+    const home = tempDir();
+    const cwd = repo(
+      bash('args', ['echo "A=[${{ run.args }}]"', 'printf "<%s>" ${{ run.args }}; echo']) +
+        '  - name: py\n    provider: python\n    script: argv.py --fixed ${{ run.args }}\n',
+      { 'argv.py': 'import sys\nprint("argv=" + repr(sys.argv[1:]))\n' },
+    );
+    const r = await cli(['run', 'args', '--', 'x$(echo INJ)y', '`echo BQ`', '$HOME', 'a b'], { cwd, home });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('A=[x$(echo INJ)y `echo BQ` $HOME a b]');
+    expect(r.stdout).toContain('<x$(echo INJ)y><`echo BQ`><$HOME><a b>');
+    expect(r.stdout).not.toContain('INJ]');
+    const py = await cli(['run', 'py', '--batch-size', '32', "it's 'quoted'", '*'], { cwd, home });
+    expect(py.stdout).toContain(`argv=['--fixed', '--batch-size', '32', "it's 'quoted'", '*']`);
+  });
+
   it('stops at the first failing command and exits 1 with the exit code recorded', async () => {
     const home = tempDir();
     const cwd = repo(bash('fail', ['echo before', 'exit 3', 'echo after']));

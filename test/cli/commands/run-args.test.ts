@@ -8,7 +8,7 @@ describe('parseRunArgs', () => {
     expect(parseRunArgs(['--gpu', '2', '--epoch=100', '--batch-size', '32', 'x y'], vars('gpu', 'epoch'))).toEqual({
       detach: false,
       overrides: { gpu: '2', epoch: '100' },
-      args: "--batch-size 32 'x y'",
+      args: ['--batch-size', '32', 'x y'],
     });
   });
 
@@ -16,11 +16,11 @@ describe('parseRunArgs', () => {
     expect(parseRunArgs(['-d', '--lr', '0.1', '--', '-d', '--gpu', '1'], vars('gpu'))).toEqual({
       detach: true,
       overrides: {},
-      args: '--lr 0.1 -d --gpu 1',
+      args: ['--lr', '0.1', '-d', '--gpu', '1'],
     });
   });
 
   it('keeps a trailing variable flag without a value as an argument', () => {
-    expect(parseRunArgs(['--gpu'], vars('gpu')).args).toBe('--gpu');
+    expect(parseRunArgs(['--gpu'], vars('gpu')).args).toEqual(['--gpu']);
   });
 });

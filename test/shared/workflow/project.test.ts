@@ -38,7 +38,9 @@ describe('workflow files', () => {
 
   it('accepts a single workflow written as a map under workflows (seed 000)', () => {
     const p = load({ [WF]: 'workflows:\n    name: train-mnist-args\n    provider: bash\n    commands:\n      - echo ${{ run.args }}\n' });
-    expect(p.resolve('train-mnist-args', { args: '--batch-size 32' }).spec).toMatchObject({ commands: ['echo --batch-size 32'] });
+    const resolved = p.resolve('train-mnist-args', { args: ['--batch-size', '32'] });
+    expect(resolved.spec).toMatchObject({ commands: ['echo "$@"'] });
+    expect(resolved.runArgs).toEqual(['--batch-size', '32']);
   });
 
   it('refuses the same workflow name in two files, naming both', () => {
@@ -175,13 +177,42 @@ describe('variables and interpolation', () => {
     '.dstack/variables.yaml': 'variables:\n  global:\n    seed: 1\n  prepare:\n    pgpu: 0\n  train:\n    tgpu: 1\n    epochs: 10\n',
   };
 
+  it('makes ${{ run.args }} in a shell command refer to the arguments, never inline them as code', () => {
+    const p = load({
+      [WF]: [
+        'workflows:',
+        '  - name: a',
+        '    provider: bash',
+        '    commands:',
+        '      - python train.py ${{ run.args }}',
+        '      - echo "A=[${{ run.args }}]" \\"${{ run.args }}',
+        '    env:',
+        '      ARGS: ${{ run.args }}',
+        '  - name: p',
+        '    provider: python',
+        '    script: train.py --x ${{ run.args }}',
+      ].join('\n'),
+    });
+    const args = ['x$(echo INJ)y', "it's"];
+    expect(p.resolve('a', { args }).spec).toMatchObject({
+      commands: ['python train.py "$@"', 'echo "A=[${*}]" \\""$@"'],
+      env: { ARGS: "'x$(echo INJ)y' 'it'\\''s'" },
+    });
+    expect(p.resolve('p', { args }).spec).toMatchObject({ script: 'train.py --x "$@"' });
+    // Inside single quotes the shell would not expand it: the files are refused when loaded.
+    const e = loadError({ [WF]: "workflows:\n  - name: q\n    provider: bash\n    commands: [\"echo 'A=${{ run.args }}'\"]\n" });
+    expect(e.message).toBe(
+      ".dstack/workflows.yaml:4:16: ${{ run.args }} stands inside single quotes in workflow 'q', where the shell passes it on as it is; move it out of the quotes (or into double quotes)",
+    );
+  });
+
   it('takes per-workflow and global variables, keeping their types', () => {
     const p = load(files);
     expect(p.resolve('prepare').resources.gpu).toEqual({ count: 0 });
-    const train = p.resolve('train', { runName: 'slim-octopus-3', args: "--lr '0.1 0.2'" });
+    const train = p.resolve('train', { runName: 'slim-octopus-3', args: ['--lr', '0.1 0.2'] });
     expect(train.resources.gpu).toEqual({ count: 1 });
     expect(train.spec).toMatchObject({
-      commands: ["python train.py --seed 1 --epochs 10 --lr '0.1 0.2'", 'echo slim-octopus-3 costs $5 and $HOME stays'],
+      commands: ['python train.py --seed 1 --epochs 10 "$@"', 'echo slim-octopus-3 costs $5 and $HOME stays'],
     });
   });
 
@@ -192,7 +223,7 @@ describe('variables and interpolation', () => {
   it('lets --NAME VALUE override a variable', () => {
     const train = load(files).resolve('train', { overrides: { tgpu: '2', epochs: '100', seed: '2' } });
     expect(train.resources.gpu).toEqual({ count: 2 });
-    expect((train.spec as { commands: string[] }).commands[0]).toBe('python train.py --seed 2 --epochs 100 ');
+    expect((train.spec as { commands: string[] }).commands[0]).toBe('python train.py --seed 2 --epochs 100 "$@"');
   });
 
   it('names an unknown variable where it is used', () => {
