@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import readline from 'node:readline';
 import type { Readable } from 'node:stream';
 
 /**
@@ -31,6 +32,18 @@ export async function unpack(archive: Readable, destDir: string, options: { keep
   archive.pipe(child.stdin);
   await done;
   if (readError) throw readError;
+}
+
+/** The member names of a tar stream, as tar lists them (folders end with `/`). */
+export async function listArchive(archive: Readable): Promise<string[]> {
+  const child = spawn('tar', ['-tf', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const done = finished(child, 'tar -t');
+  child.stdin.on('error', () => {});
+  archive.pipe(child.stdin);
+  const names: string[] = [];
+  for await (const line of readline.createInterface({ input: child.stdout, crlfDelay: Infinity })) if (line) names.push(line);
+  await done;
+  return names;
 }
 
 function finished(child: ReturnType<typeof spawn>, what: string): Promise<void> {

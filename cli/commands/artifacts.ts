@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { unpack } from '../../agent/tar.js';
+import { listArchive, unpack } from '../../agent/tar.js';
 import { DstackError } from '../../shared/errors.js';
 import { formatMiB } from '../../shared/resources.js';
 import { table } from '../output/table.js';
@@ -29,16 +29,20 @@ export async function artifactsDownloadCommand(ref: string, opts: { output: stri
     const rows = ctx.service.artifactsOfRun(view.run.name);
     const dest = path.resolve(opts.output);
     fs.mkdirSync(dest, { recursive: true });
+    // Without --force nothing that exists already is overwritten: look at every artifact before
+    // unpacking any, so a refused download leaves the folder as it was.
+    for (const a of opts.force ? [] : rows) {
+      const existing = (await listArchive(ctx.service.archives.open(a.archive))).find((m) => !m.endsWith('/') && fs.existsSync(path.join(dest, m)));
+      if (existing) {
+        throw new DstackError('DSTACK_ERR_ARTIFACT_EXISTS', `'${existing}' (artifact '${a.path}') already exists in ${dest}; use --force to overwrite it, or -o to download elsewhere`);
+      }
+    }
     for (const a of rows) {
-      // Without --force, files that exist already are kept, and the download says so.
       try {
-        await unpack(ctx.service.archives.open(a.archive), dest, { keepOld: !opts.force });
+        await unpack(ctx.service.archives.open(a.archive), dest);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
-        if (/exists/i.test(message)) {
-          throw new DstackError('DSTACK_ERR_ARTIFACT_EXISTS', `'${a.path}' already exists in ${dest}; use --force to overwrite it, or -o to download elsewhere`);
-        }
-        throw new DstackError('DSTACK_ERR_USAGE', `could not unpack '${a.path}': ${message}`, { cause: err });
+        throw new DstackError('DSTACK_ERR_ARCHIVE', `could not unpack artifact '${a.path}' into ${dest}: ${message}`, { cause: err });
       }
       process.stdout.write(`${a.workflow}: ${a.path} (${a.files} files, ${formatMiB(a.bytes / 1048576)})\n`);
     }

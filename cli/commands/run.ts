@@ -20,6 +20,7 @@ import { findRepoRoot, openLocal, type LocalContext } from '../local/local-conte
 import { LocalWake } from '../local/local-wake.js';
 import { LocalWorker, runSourceDir } from '../local/local-worker.js';
 import { SecretStore } from '../local/secret-store.js';
+import { localSettings } from '../local/settings.js';
 import { colorsEnabled, paint, statusColor } from '../output/colors.js';
 import { LogPrinter } from '../output/log-printer.js';
 import { table } from '../output/table.js';
@@ -33,6 +34,8 @@ export interface RunOptions {
 }
 
 export async function runCommand(workflow: string, tokens: string[], opts: RunOptions): Promise<number> {
+  // A bad setting is found now, not when the run is stopped.
+  localSettings();
   const root = findRepoRoot();
   const project = Project.load(root);
   const closure = project.closure(workflow);
@@ -124,7 +127,7 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
     workRoot: ctx.paths.work,
     sourceDir: runSourceDir(ctx.paths.runs, runName),
     repo: view.run.repo,
-    graceSeconds: Number(process.env.DSTACK_STOP_GRACE_SECONDS ?? 10),
+    graceSeconds: localSettings().stopGraceSeconds,
   });
   const scheduler = new Scheduler(service, { runs: [runName] });
   // Other `dstack` processes on this machine free resources too: they say so through a file, and a

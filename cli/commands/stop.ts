@@ -2,12 +2,14 @@ import { isFinal } from '../../shared/job-status.js';
 import { colorsEnabled, paint, statusColor } from '../output/colors.js';
 import { executorPid, isExecutorAlive } from '../local/executor-identity.js';
 import { openLocal } from '../local/local-context.js';
+import { localSettings } from '../local/settings.js';
 
 /**
  * Asks the process running a run to stop it (as Ctrl+C would) or abort it, then waits for the end.
  * Exits 0 once the run has ended.
  */
 export async function stopCommand(runName: string, opts: { abort?: boolean }): Promise<number> {
+  const grace = localSettings().stopGraceSeconds;
   const ctx = openLocal();
   try {
     const { service } = ctx;
@@ -21,7 +23,6 @@ export async function stopCommand(runName: string, opts: { abort?: boolean }): P
     const pid = executor && isExecutorAlive(executor) ? executorPid(executor) : undefined;
     if (pid) process.kill(pid, opts.abort ? 'SIGTERM' : 'SIGINT');
     process.stdout.write(`${opts.abort ? 'Aborting' : 'Stopping'} ${runName}…\n`);
-    const grace = Number(process.env.DSTACK_STOP_GRACE_SECONDS ?? 10);
     const deadline = Date.now() + (grace * 2 + 60) * 1000;
     while (Date.now() < deadline) {
       service.reconcile(isExecutorAlive);

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import { DstackError } from '../../shared/errors.js';
 
 export const ISOLATIONS = ['host', 'docker'] as const;
@@ -8,10 +9,12 @@ export type IsolationMode = (typeof ISOLATIONS)[number];
 /** The image bash and python jobs run in under `docker` isolation, unless told otherwise. */
 export const DEFAULT_ISOLATION_IMAGE = 'python:3.11-slim';
 
-export interface Config {
-  isolation?: IsolationMode;
-  image?: string;
-}
+const configSchema = z.strictObject({
+  isolation: z.enum(ISOLATIONS).optional(),
+  image: z.string().min(1).optional(),
+});
+
+export type Config = z.infer<typeof configSchema>;
 
 /** `DSTACK_HOME/config.json`, written by `dstack config`. */
 export class ConfigFile {
@@ -22,12 +25,22 @@ export class ConfigFile {
   }
 
   read(): Config {
+    let value: unknown;
     try {
-      return JSON.parse(fs.readFileSync(this.file, 'utf8')) as Config;
+      value = JSON.parse(fs.readFileSync(this.file, 'utf8'));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw new DstackError('DSTACK_ERR_CONFIG', `cannot read ${this.file}: ${(err as Error).message}; fix it, or remove it and run 'dstack config' again`);
+      throw this.invalid((err as Error).message);
     }
+    const parsed = configSchema.safeParse(value);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0]!;
+    const key = issue.code === 'unrecognized_keys' ? issue.keys[0] : issue.path.join('.');
+    throw this.invalid(issue.code === 'unrecognized_keys' ? `unknown key '${key}'` : `'${key}' ${issue.message}`);
+  }
+
+  private invalid(what: string): DstackError {
+    return new DstackError('DSTACK_ERR_CONFIG', `cannot read ${this.file}: ${what}; fix it, or remove it and run 'dstack config' again`);
   }
 
   update(changes: Config): Config {

@@ -53,7 +53,7 @@ export class SecretStore {
       return JSON.parse(fs.readFileSync(this.file, 'utf8')) as Record<string, Entry>;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw new DstackError('DSTACK_ERR_SECRET_UNKNOWN', `cannot read ${this.file}: ${(err as Error).message}; fix or remove the file`, { cause: err });
+      throw new DstackError('DSTACK_ERR_SECRETS_FILE', `cannot read ${this.file}: ${(err as Error).message}; fix the file, or move it away and add the secrets again`, { cause: err });
     }
   }
 

@@ -52,10 +52,15 @@ describe('artifacts, tags and caches', () => {
 
     // A second download would overwrite: refused without --force, nothing lost.
     fs.writeFileSync(path.join(out, 'model/weights.txt'), 'mine');
+    fs.rmSync(path.join(out, 'data'), { recursive: true });
     const again = await cli(['artifacts', 'download', name, '-o', out], { cwd, home });
     expect(again.code).toBe(1);
-    expect(again.stderr).toContain("already exists");
+    expect(again.stderr).toBe(
+      `dstack: error: 'model/weights.txt' (artifact 'model') already exists in ${out}; use --force to overwrite it, or -o to download elsewhere\n`,
+    );
     expect(fs.readFileSync(path.join(out, 'model/weights.txt'), 'utf8')).toBe('mine');
+    // Nothing of the download was unpacked, not even the artifacts that would not overwrite.
+    expect(fs.existsSync(path.join(out, 'data'))).toBe(false);
     const forced = await cli(['artifacts', 'download', name, '-o', out, '--force'], { cwd, home });
     expect(forced.code).toBe(0);
     expect(fs.readFileSync(path.join(out, 'model/weights.txt'), 'utf8')).toBe(`made by ${name}\n`);
