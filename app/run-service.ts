@@ -7,7 +7,7 @@ import type { MachineResources } from '../shared/resources.js';
 import type { Resources, ResolvedWorkflow } from '../shared/workflow/types.js';
 import { ArchiveStore, digest } from './archive-store.js';
 import { LogStore } from './log-store.js';
-import { jobSpec, type ArtifactRow, type Claim, type JobRow, type RunRow, type Store } from './store/store.js';
+import { jobSpec, type ArtifactRow, type Claim, type JobRow, type RunCursor, type RunPageQuery, type RunRow, type Store } from './store/store.js';
 
 export interface RunView {
   run: RunRow;
@@ -108,11 +108,33 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     return this.store.getJob(id);
   }
 
-  listRuns(): RunView[] {
-    return this.store.listRuns().map((run) => {
-      const jobs = this.store.jobsOf(run.name);
-      return { run, status: runStatus(jobs), jobs, tags: this.store.tagsOf(run.name) };
+  /** One page of runs, newest first, with their jobs and tags (three queries, whatever the page). */
+  listRuns(query: RunPageQuery): RunView[] {
+    const runs = this.store.listRuns(query);
+    const names = runs.map((r) => r.name);
+    const jobs = groupByRun(this.store.jobsOfRuns(names));
+    const tags = groupByRun(this.store.tagsOfRuns(names));
+    return runs.map((run) => {
+      const own = jobs.get(run.name) ?? [];
+      return { run, status: runStatus(own), jobs: own, tags: (tags.get(run.name) ?? []).map((t) => t.name) };
     });
+  }
+
+  /** Every run (or every live one), newest first, a page at a time, so a long history is never held whole. */
+  *allRuns(query: Omit<RunPageQuery, 'after' | 'limit'> & { pageSize?: number } = {}): Generator<RunView> {
+    let after: RunCursor | undefined;
+    for (;;) {
+      const page = this.listRuns({ live: query.live, limit: query.pageSize ?? 200, after });
+      yield* page;
+      if (page.length < (query.pageSize ?? 200)) return;
+      const last = page.at(-1)!.run;
+      after = { submitted_at: last.submitted_at, name: last.name };
+    }
+  }
+
+  /** Every status change of a job, oldest first. */
+  jobEvents(jobId: string) {
+    return this.store.jobEvents(jobId);
   }
 
   /** `RUN` or `:TAG` (as `dstack artifacts` takes them) to a run. */
@@ -207,4 +229,15 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   private unknownTag(tag: string, context?: string): DstackError {
     return new DstackError('DSTACK_ERR_TAG_UNKNOWN', `${context ? `${context}: ` : ''}unknown tag '${tag}'; 'dstack tags' lists tags, 'dstack tag RUN ${tag}' makes one`);
   }
+}
+
+/** Rows by their run (Map.groupBy needs Node 21). */
+function groupByRun<T extends { run_name: string }>(rows: T[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const row of rows) {
+    const list = out.get(row.run_name);
+    if (list) list.push(row);
+    else out.set(row.run_name, [row]);
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { isDstackError } from '../shared/errors.js';
 import { VERSION } from './version.js';
 
@@ -44,10 +44,11 @@ export function buildProgram(): Command {
 
   program
     .command('ps')
-    .description('List runs: unfinished ones (or the last one), or all with -a')
-    .option('-a, --all', 'list all runs')
+    .description('List runs: unfinished ones (or the last one), the newest N with -n, or all with -a')
+    .option('-a, --all', 'list all runs, newest first')
+    .option('-n, --last <N>', 'list the newest N runs, whatever their status', positiveInteger)
     .option('--json', 'print JSON (see README: JSON output)')
-    .action(async (opts: { all?: boolean; json?: boolean }) => {
+    .action(async (opts: { all?: boolean; json?: boolean; last?: number }) => {
       const { psCommand } = await import('./commands/ps.js');
       await psCommand(opts);
     });
@@ -188,6 +189,12 @@ export function buildProgram(): Command {
   for (const cmd of program.commands) cmd.exitOverride();
   program.exitOverride();
   return program;
+}
+
+/** Parses an option value that must be a whole number of 1 or more. */
+function positiveInteger(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`expected a whole number of 1 or more, got '${value}'`);
+  return Number(value);
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {

@@ -63,5 +63,7 @@ export const MIGRATIONS: string[] = [
    ALTER TABLE jobs ADD COLUMN cpu REAL;
    ALTER TABLE jobs ADD COLUMN memory_mib REAL;
    ALTER TABLE jobs ADD COLUMN gpu_ids TEXT;
-   CREATE INDEX jobs_by_status ON jobs(status);`,
+   CREATE INDEX jobs_by_status ON jobs(status);
+   CREATE INDEX runs_by_time ON runs(submitted_at, name);
+   CREATE INDEX tags_by_run ON tags(run_name);`,
 ];

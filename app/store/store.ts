@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { DstackError } from '../../shared/errors.js';
-import { FINAL_STATUSES, type JobStatus } from '../../shared/job-status.js';
+import { FINAL_STATUSES, JOB_STATUSES, type JobStatus } from '../../shared/job-status.js';
 import { allocate, type Gpu, type MachineResources } from '../../shared/resources.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { MIGRATIONS } from './migrations.js';
@@ -62,8 +62,25 @@ export interface TagRow {
   created_at: number;
 }
 
-/** `('done', 'failed', …)`: the final statuses as an SQL list (fixed strings, never user input). */
-const FINAL_SQL = `(${[...FINAL_STATUSES].map((s) => `'${s}'`).join(', ')})`;
+/** `('done', 'failed', …)`: statuses as an SQL list (fixed strings, never user input). */
+const sqlList = (statuses: Iterable<string>) => `(${[...statuses].map((s) => `'${s}'`).join(', ')})`;
+const FINAL_SQL = sqlList(FINAL_STATUSES);
+/** The statuses of jobs that have not ended: an IN list, so the status index answers it. */
+const LIVE_SQL = sqlList(JOB_STATUSES.filter((s) => !FINAL_STATUSES.has(s)));
+
+/** Where a page of runs starts: after this run, newest first. */
+export interface RunCursor {
+  submitted_at: number;
+  name: string;
+}
+
+export interface RunPageQuery {
+  /** Only runs with a job that has not ended. */
+  live?: boolean;
+  limit: number;
+  /** The last run of the previous page. */
+  after?: RunCursor;
+}
 
 /** What a job needs, as `allocate` takes it. */
 type Need = Parameters<typeof allocate>[2];
@@ -158,18 +175,44 @@ export class Store {
     return this.db.prepare('SELECT * FROM runs WHERE name = ?').get(name) as RunRow | undefined;
   }
 
-  listRuns(): RunRow[] {
-    return this.db.prepare('SELECT * FROM runs ORDER BY submitted_at DESC, rowid DESC').all() as RunRow[];
+  /**
+   * One page of runs, newest first (by submission time, then name): what a listing shows costs
+   * what it shows, however long the history.
+   */
+  listRuns(query: RunPageQuery): RunRow[] {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (query.live) where.push(`name IN (SELECT run_name FROM jobs WHERE status IN ${LIVE_SQL})`);
+    if (query.after) {
+      where.push('(submitted_at < ? OR (submitted_at = ? AND name < ?))');
+      params.push(query.after.submitted_at, query.after.submitted_at, query.after.name);
+    }
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY submitted_at DESC, name DESC LIMIT ?`;
+    return this.db.prepare(sql).all(...params, query.limit) as RunRow[];
   }
 
   jobsOf(runName: string): JobRow[] {
     return this.db.prepare('SELECT * FROM jobs WHERE run_name = ? ORDER BY position').all(runName) as JobRow[];
   }
 
+  /** The jobs of several runs at once (a page of a listing), in run and position order. */
+  jobsOfRuns(runNames: readonly string[]): JobRow[] {
+    if (runNames.length === 0) return [];
+    return this.db
+      .prepare(`SELECT * FROM jobs WHERE run_name IN (${runNames.map(() => '?').join(', ')}) ORDER BY run_name, position`)
+      .all(...runNames) as JobRow[];
+  }
+
+  /** The tags of several runs at once. */
+  tagsOfRuns(runNames: readonly string[]): TagRow[] {
+    if (runNames.length === 0) return [];
+    return this.db.prepare(`SELECT * FROM tags WHERE run_name IN (${runNames.map(() => '?').join(', ')}) ORDER BY name`).all(...runNames) as TagRow[];
+  }
+
   /** Runs with at least one job that has not ended. */
   runsWithLiveJobs(): string[] {
     const rows = this.db
-      .prepare(`SELECT DISTINCT run_name FROM jobs WHERE status NOT IN ${FINAL_SQL}`)
+      .prepare(`SELECT DISTINCT run_name FROM jobs WHERE status IN ${LIVE_SQL}`)
       .all() as { run_name: string }[];
     return rows.map((r) => r.run_name);
   }

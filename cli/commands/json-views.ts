@@ -1,11 +1,10 @@
-import type { RunView } from '../../app/run-service.js';
-import type { Store } from '../../app/store/store.js';
+import type { RunService, RunView } from '../../app/run-service.js';
 import { iso } from '../output/time.js';
 
 /**
  * The stable `--json` shape of a run (documented in the README). Fields are only ever added.
  */
-export function runJson(v: RunView, store: Store) {
+export function runJson(v: RunView, service: Pick<RunService, 'jobEvents'>) {
   const finished = v.jobs.every((j) => j.finished_at !== null) ? Math.max(...v.jobs.map((j) => j.finished_at!)) : null;
   return {
     name: v.run.name,
@@ -26,7 +25,7 @@ export function runJson(v: RunView, store: Store) {
       started_at: iso(j.started_at),
       finished_at: iso(j.finished_at),
       // Every status change, with its time and reason, oldest first.
-      events: store.jobEvents(j.id).map((e) => ({ status: e.status, reason: e.reason, at: iso(e.at) })),
+      events: service.jobEvents(j.id).map((e) => ({ status: e.status, reason: e.reason, at: iso(e.at) })),
     })),
   };
 }

@@ -23,8 +23,7 @@ import { SecretStore } from '../local/secret-store.js';
 import { localSettings } from '../local/settings.js';
 import { colorsEnabled, paint, statusColor } from '../output/colors.js';
 import { LogPrinter } from '../output/log-printer.js';
-import { table } from '../output/table.js';
-import { ago, duration } from '../output/time.js';
+import { jobSummary, runTable } from '../output/run-table.js';
 import { parseRunArgs } from './run-args.js';
 
 export interface RunOptions {
@@ -183,30 +182,3 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
     fs.rmSync(path.dirname(runSourceDir(ctx.paths.runs, runName)), { recursive: true, force: true });
   }
 }
-
-export function runTable(views: RunView[], colors: boolean): string {
-  const color = paint(colors);
-  return table(
-    ['RUN', 'WORKFLOW', 'SUBMITTED', 'STATUS', 'TAG'],
-    views.map((v) => [v.run.name, v.run.workflow, ago(v.run.submitted_at), color(statusColor(v.status), capitalize(v.status)), v.tags.join(', ')]),
-  );
-}
-
-export function jobSummary(view: RunView, colors: boolean): string {
-  const color = paint(colors);
-  return table(
-    ['JOB', 'STATUS', 'EXIT', 'TIME', 'REASON'],
-    view.jobs.map((j) => [
-      j.workflow,
-      color(statusColor(j.status), j.status),
-      j.exit_code === null ? '-' : String(j.exit_code),
-      j.started_at && j.finished_at ? duration(j.finished_at - j.started_at) : '-',
-      j.status === 'done' ? '' : (j.reason ?? ''),
-    ]),
-  );
-}
-
-function capitalize(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
