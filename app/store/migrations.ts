@@ -65,5 +65,6 @@ export const MIGRATIONS: string[] = [
    ALTER TABLE jobs ADD COLUMN gpu_ids TEXT;
    CREATE INDEX jobs_by_status ON jobs(status);
    CREATE INDEX runs_by_time ON runs(submitted_at, name);
-   CREATE INDEX tags_by_run ON tags(run_name);`,
+   CREATE INDEX tags_by_run ON tags(run_name);
+   CREATE INDEX job_events_by_job ON job_events(job_id);`,
 ];

@@ -109,6 +109,7 @@ export function jobSpec(job: JobRow): ResolvedWorkflow {
  */
 export class Store {
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(readonly file: string) {
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -140,7 +141,21 @@ export class Store {
   }
 
   close(): void {
+    this.statements.clear();
     this.db.close();
+  }
+
+  /**
+   * A prepared statement, made once per SQL text: preparing is most of a small query's cost, and a
+   * listing of thousands of runs would otherwise leave thousands of statements for the GC.
+   */
+  private stmt(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
   }
 
   transaction<T>(fn: () => T): T {
@@ -148,31 +163,31 @@ export class Store {
   }
 
   countRunsWithPrefix(prefix: string): number {
-    const row = this.db.prepare('SELECT COUNT(*) AS n FROM runs WHERE name LIKE ?').get(`${prefix}-%`) as { n: number };
+    const row = this.stmt('SELECT COUNT(*) AS n FROM runs WHERE name LIKE ?').get(`${prefix}-%`) as { n: number };
     return row.n;
   }
 
   insertRun(run: RunRow): void {
-    this.db
-      .prepare(
+    this
+      .stmt(
         'INSERT INTO runs (name, repo, workflow, args, submitted_at, executor, isolation) VALUES (@name, @repo, @workflow, @args, @submitted_at, @executor, @isolation)',
       )
       .run(run);
   }
 
   setExecutor(runName: string, executor: string | null): void {
-    this.db.prepare('UPDATE runs SET executor = ? WHERE name = ?').run(executor, runName);
+    this.stmt('UPDATE runs SET executor = ? WHERE name = ?').run(executor, runName);
   }
 
   insertJob(job: Omit<JobRow, 'reason' | 'exit_code' | 'gpus' | 'agent' | 'cpu' | 'memory_mib' | 'gpu_ids' | 'started_at' | 'finished_at'>): void {
-    this.db
-      .prepare('INSERT INTO jobs (id, run_name, workflow, position, status, spec, submitted_at) VALUES (@id, @run_name, @workflow, @position, @status, @spec, @submitted_at)')
+    this
+      .stmt('INSERT INTO jobs (id, run_name, workflow, position, status, spec, submitted_at) VALUES (@id, @run_name, @workflow, @position, @status, @spec, @submitted_at)')
       .run(job);
-    this.db.prepare('INSERT INTO job_events (job_id, status, reason, at) VALUES (?, ?, ?, ?)').run(job.id, job.status, null, job.submitted_at);
+    this.stmt('INSERT INTO job_events (job_id, status, reason, at) VALUES (?, ?, ?, ?)').run(job.id, job.status, null, job.submitted_at);
   }
 
   getRun(name: string): RunRow | undefined {
-    return this.db.prepare('SELECT * FROM runs WHERE name = ?').get(name) as RunRow | undefined;
+    return this.stmt('SELECT * FROM runs WHERE name = ?').get(name) as RunRow | undefined;
   }
 
   /**
@@ -188,37 +203,37 @@ export class Store {
       params.push(query.after.submitted_at, query.after.submitted_at, query.after.name);
     }
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY submitted_at DESC, name DESC LIMIT ?`;
-    return this.db.prepare(sql).all(...params, query.limit) as RunRow[];
+    return this.stmt(sql).all(...params, query.limit) as RunRow[];
   }
 
   jobsOf(runName: string): JobRow[] {
-    return this.db.prepare('SELECT * FROM jobs WHERE run_name = ? ORDER BY position').all(runName) as JobRow[];
+    return this.stmt('SELECT * FROM jobs WHERE run_name = ? ORDER BY position').all(runName) as JobRow[];
   }
 
   /** The jobs of several runs at once (a page of a listing), in run and position order. */
   jobsOfRuns(runNames: readonly string[]): JobRow[] {
     if (runNames.length === 0) return [];
-    return this.db
-      .prepare(`SELECT * FROM jobs WHERE run_name IN (${runNames.map(() => '?').join(', ')}) ORDER BY run_name, position`)
+    return this
+      .stmt(`SELECT * FROM jobs WHERE run_name IN (${runNames.map(() => '?').join(', ')}) ORDER BY run_name, position`)
       .all(...runNames) as JobRow[];
   }
 
   /** The tags of several runs at once. */
   tagsOfRuns(runNames: readonly string[]): TagRow[] {
     if (runNames.length === 0) return [];
-    return this.db.prepare(`SELECT * FROM tags WHERE run_name IN (${runNames.map(() => '?').join(', ')}) ORDER BY name`).all(...runNames) as TagRow[];
+    return this.stmt(`SELECT * FROM tags WHERE run_name IN (${runNames.map(() => '?').join(', ')}) ORDER BY name`).all(...runNames) as TagRow[];
   }
 
   /** Runs with at least one job that has not ended. */
   runsWithLiveJobs(): string[] {
-    const rows = this.db
-      .prepare(`SELECT DISTINCT run_name FROM jobs WHERE status IN ${LIVE_SQL}`)
+    const rows = this
+      .stmt(`SELECT DISTINCT run_name FROM jobs WHERE status IN ${LIVE_SQL}`)
       .all() as { run_name: string }[];
     return rows.map((r) => r.run_name);
   }
 
   getJob(id: string): JobRow | undefined {
-    return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return this.stmt('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
   }
 
   /** Records a status change with its time and reason; the history stays in job_events. */
@@ -229,10 +244,9 @@ export class Store {
       if (status === 'downloading') sets.push('started_at = COALESCE(started_at, @now)');
       if (FINAL_STATUSES.has(status)) sets.push('finished_at = @now');
       if (fields.exit_code !== undefined) sets.push('exit_code = @exit_code');
-      this.db
-        .prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE id = @id`)
+      this.stmt(`UPDATE jobs SET ${sets.join(', ')} WHERE id = @id`)
         .run({ id, status, reason: fields.reason ?? null, exit_code: fields.exit_code ?? null, now });
-      this.db.prepare('INSERT INTO job_events (job_id, status, reason, at) VALUES (?, ?, ?, ?)').run(id, status, fields.reason ?? null, now);
+      this.stmt('INSERT INTO job_events (job_id, status, reason, at) VALUES (?, ?, ?, ?)').run(id, status, fields.reason ?? null, now);
     });
   }
 
@@ -240,8 +254,8 @@ export class Store {
   submittedJobs(runs?: readonly string[]): JobRow[] {
     if (runs && runs.length === 0) return [];
     const filter = runs ? ` AND run_name IN (${runs.map(() => '?').join(', ')})` : '';
-    return this.db
-      .prepare(`SELECT * FROM jobs WHERE status = 'submitted'${filter} ORDER BY submitted_at, run_name, position`)
+    return this
+      .stmt(`SELECT * FROM jobs WHERE status = 'submitted'${filter} ORDER BY submitted_at, run_name, position`)
       .all(...(runs ?? [])) as JobRow[];
   }
 
@@ -253,8 +267,8 @@ export class Store {
   claimResources(jobId: string, agent: string, capacity: MachineResources, need: Need): Claim {
     return this.db
       .transaction((): Claim => {
-        const rows = this.db
-          .prepare(`SELECT run_name, cpu, memory_mib, gpu_ids FROM jobs WHERE agent = ? AND id != ? AND status NOT IN ${FINAL_SQL}`)
+        const rows = this
+          .stmt(`SELECT run_name, cpu, memory_mib, gpu_ids FROM jobs WHERE agent = ? AND id != ? AND status NOT IN ${FINAL_SQL}`)
           .all(agent, jobId) as { run_name: string; cpu: number | null; memory_mib: number | null; gpu_ids: string | null }[];
         const held = {
           cpu: rows.reduce((n, r) => n + (r.cpu ?? 0), 0),
@@ -266,8 +280,8 @@ export class Store {
           const holding = result.short === 'gpu' ? rows.filter((r) => r.gpu_ids) : rows.filter((r) => (result.short === 'cpu' ? r.cpu : r.memory_mib));
           return { ...result, holders: [...new Set(holding.map((r) => r.run_name))] };
         }
-        const claimed = this.db
-          .prepare(
+        const claimed = this
+          .stmt(
             `UPDATE jobs SET agent = ?, cpu = ?, memory_mib = ?, gpu_ids = ?, gpus = ? WHERE id = ? AND status = 'submitted' AND agent IS NULL`,
           )
           .run(
@@ -286,11 +300,11 @@ export class Store {
 
   /** Gives back what a job claimed (it goes back to waiting for an agent). */
   releaseResources(jobId: string): void {
-    this.db.prepare('UPDATE jobs SET agent = NULL, cpu = NULL, memory_mib = NULL, gpu_ids = NULL, gpus = NULL WHERE id = ?').run(jobId);
+    this.stmt('UPDATE jobs SET agent = NULL, cpu = NULL, memory_mib = NULL, gpu_ids = NULL, gpus = NULL WHERE id = ?').run(jobId);
   }
 
   jobEvents(id: string): { status: JobStatus; reason: string | null; at: number }[] {
-    return this.db.prepare('SELECT status, reason, at FROM job_events WHERE job_id = ? ORDER BY rowid').all(id) as {
+    return this.stmt('SELECT status, reason, at FROM job_events WHERE job_id = ? ORDER BY rowid').all(id) as {
       status: JobStatus;
       reason: string | null;
       at: number;
@@ -298,48 +312,48 @@ export class Store {
   }
 
   putArtifact(row: ArtifactRow): void {
-    this.db
-      .prepare('INSERT OR REPLACE INTO artifacts (job_id, path, archive, files, bytes) VALUES (@job_id, @path, @archive, @files, @bytes)')
+    this
+      .stmt('INSERT OR REPLACE INTO artifacts (job_id, path, archive, files, bytes) VALUES (@job_id, @path, @archive, @files, @bytes)')
       .run(row);
   }
 
   artifactsOf(jobId: string): ArtifactRow[] {
-    return this.db.prepare('SELECT * FROM artifacts WHERE job_id = ? ORDER BY path').all(jobId) as ArtifactRow[];
+    return this.stmt('SELECT * FROM artifacts WHERE job_id = ? ORDER BY path').all(jobId) as ArtifactRow[];
   }
 
   putCache(row: CacheRow): void {
-    this.db
-      .prepare('INSERT OR REPLACE INTO caches (repo, workflow, path, archive, bytes, updated_at) VALUES (@repo, @workflow, @path, @archive, @bytes, @updated_at)')
+    this
+      .stmt('INSERT OR REPLACE INTO caches (repo, workflow, path, archive, bytes, updated_at) VALUES (@repo, @workflow, @path, @archive, @bytes, @updated_at)')
       .run(row);
   }
 
   cachesOf(repo: string, workflow: string): CacheRow[] {
-    return this.db.prepare('SELECT * FROM caches WHERE repo = ? AND workflow = ? ORDER BY path').all(repo, workflow) as CacheRow[];
+    return this.stmt('SELECT * FROM caches WHERE repo = ? AND workflow = ? ORDER BY path').all(repo, workflow) as CacheRow[];
   }
 
   deleteCaches(repo: string, workflow: string): CacheRow[] {
     const rows = this.cachesOf(repo, workflow);
-    this.db.prepare('DELETE FROM caches WHERE repo = ? AND workflow = ?').run(repo, workflow);
+    this.stmt('DELETE FROM caches WHERE repo = ? AND workflow = ?').run(repo, workflow);
     return rows;
   }
 
   setTag(name: string, runName: string): void {
-    this.db.prepare('INSERT INTO tags (name, run_name, created_at) VALUES (?, ?, ?)').run(name, runName, Date.now());
+    this.stmt('INSERT INTO tags (name, run_name, created_at) VALUES (?, ?, ?)').run(name, runName, Date.now());
   }
 
   getTag(name: string): TagRow | undefined {
-    return this.db.prepare('SELECT * FROM tags WHERE name = ?').get(name) as TagRow | undefined;
+    return this.stmt('SELECT * FROM tags WHERE name = ?').get(name) as TagRow | undefined;
   }
 
   listTags(): TagRow[] {
-    return this.db.prepare('SELECT * FROM tags ORDER BY created_at DESC, name').all() as TagRow[];
+    return this.stmt('SELECT * FROM tags ORDER BY created_at DESC, name').all() as TagRow[];
   }
 
   tagsOf(runName: string): string[] {
-    return (this.db.prepare('SELECT name FROM tags WHERE run_name = ? ORDER BY name').all(runName) as { name: string }[]).map((r) => r.name);
+    return (this.stmt('SELECT name FROM tags WHERE run_name = ? ORDER BY name').all(runName) as { name: string }[]).map((r) => r.name);
   }
 
   deleteTag(name: string): boolean {
-    return this.db.prepare('DELETE FROM tags WHERE name = ?').run(name).changes > 0;
+    return this.stmt('DELETE FROM tags WHERE name = ?').run(name).changes > 0;
   }
 }
