@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { isDstackError } from '../shared/errors.js';
@@ -19,6 +18,7 @@ import type { ContainerOptions, JobPaths, Provider, ProviderContext, RunningProv
 import { pythonProvider } from './providers/python.js';
 import { containerScriptCommand, runHostScript, writeJobScript } from './providers/shell-script.js';
 import { SecretMasker } from './secret-masker.js';
+import { removeTree } from './remove-tree.js';
 import { measure, packStream, unpack } from './tar.js';
 
 const PROVIDERS: Record<string, Provider | undefined> = { bash: bashProvider, python: pythonProvider, curl: curlProvider, docker: dockerProvider };
@@ -219,7 +219,7 @@ export class JobRunner {
       const lost = `log incomplete: ${log.failed} of ${log.sent} chunk(s) could not be stored (${log.error instanceof Error ? log.error.message : String(log.error)})`;
       reason = reason ? `${reason}; ${lost}` : lost;
     }
-    await fsp.rm(this.dir, { recursive: true, force: true });
+    await removeTree(this.dir);
     this.setStatus(final, { reason, exit_code: exitCode ?? null });
     return final;
   }

@@ -8,13 +8,16 @@
  *   `ratio` is the job's own time (from the run's record: started to done, log drained) over the
  *   floor; `command_ratio` is the whole `dstack run`, process start-up included (that fixed cost
  *   is what `overhead` measures).
- * Usage: npm run bench [-- --runs N --megabytes M --repeat R]
+ * - repository_copy: `dstack run` in git repositories of 1,000 and 10,000 files against `cp -a` of
+ *   the same files (target: the copying within 1.3× of it), and a chain of 20 jobs (see repo-copy.ts).
+ * Usage: npm run bench [-- --runs N --megabytes M --repeat R --copy-files 1000,10000]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchRepoCopy } from './repo-copy.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DSTACK = path.join(ROOT, 'bin/dstack.js');
@@ -25,6 +28,8 @@ function arg(name: string, fallback: number): number {
 }
 
 const runs = arg('runs', 7);
+/** `--copy-files 1000,10000` (0 to skip): repositories for the copy section. */
+const copyFiles = (process.argv.includes('--copy-files') ? process.argv[process.argv.indexOf('--copy-files') + 1]! : '1000,10000').split(',').map(Number).filter((n) => n > 0);
 const megabytes = arg('megabytes', 200);
 const repeat = arg('repeat', 3);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dstack-bench-'));
@@ -85,6 +90,8 @@ for (let i = 0; i < repeat; i++) {
 const floor = { seconds: median(floors) };
 const dstack = { seconds: median(dstacks), maxRssKb: rss };
 
+const copy = benchRepoCopy({ dstack: DSTACK, work, fileCounts: copyFiles, repeat: Math.max(3, repeat), chainRepeat: 2 });
+
 const result = {
   machine: { cpus: os.availableParallelism(), node: process.version },
   // The CLI loads heavy modules only for the commands that use them (target: well under 0.2 s).
@@ -110,6 +117,7 @@ const result = {
     bytes_through_script: floorBytes,
     bytes_through_dstack: dstackBytes,
   },
+  repository_copy: copy,
 };
 process.stdout.write(JSON.stringify(result, null, 2) + '\n');
 execFileSync('rm', ['-rf', work]);

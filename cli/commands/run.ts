@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { connectDocker } from '../../agent/docker/engine.js';
+import { removeTree } from '../../agent/remove-tree.js';
 import type { Isolation } from '../../agent/job-runner.js';
 import { detectResources } from '../../agent/resources.js';
 import { copySource } from '../../agent/source-copy.js';
@@ -179,6 +180,6 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
     process.off('SIGHUP', onTerm);
-    fs.rmSync(path.dirname(runSourceDir(ctx.paths.runs, runName)), { recursive: true, force: true });
+    await removeTree(path.dirname(runSourceDir(ctx.paths.runs, runName)));
   }
 }

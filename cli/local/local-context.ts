@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { removeTree } from '../../agent/remove-tree.js';
 import { ArchiveStore } from '../../app/archive-store.js';
 import { LogStore } from '../../app/log-store.js';
 import { RunService } from '../../app/run-service.js';
@@ -75,10 +76,10 @@ async function removeFinishedFolders(service: RunService, paths: ReturnType<type
   const entries = async (dir: string) => fsp.readdir(dir).catch(() => [] as string[]);
   for (const id of await entries(paths.work)) {
     const job = service.job(id);
-    if (job && isFinal(job.status)) await fsp.rm(path.join(paths.work, id), { recursive: true, force: true });
+    if (job && isFinal(job.status)) await removeTree(path.join(paths.work, id));
   }
   for (const name of await entries(paths.runs)) {
     const run = service.findRun(name);
-    if (run && isFinal(run.status)) await fsp.rm(path.join(paths.runs, name), { recursive: true, force: true });
+    if (run && isFinal(run.status)) await removeTree(path.join(paths.runs, name));
   }
 }

@@ -1,8 +1,9 @@
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { JobRunner, type Isolation } from '../../agent/job-runner.js';
 import type { JobIO } from '../../agent/job-io.js';
-import { copySource } from '../../agent/source-copy.js';
+import { copyTree } from '../../agent/source-copy.js';
 import type { Agent, StartedJob } from '../../app/scheduler/scheduler.js';
 import type { RunService } from '../../app/run-service.js';
 import { jobSpec, type JobRow } from '../../app/store/store.js';
@@ -32,6 +33,8 @@ export const LOCAL_AGENT_ID = 'local';
 export class LocalWorker implements Agent {
   readonly id = LOCAL_AGENT_ID;
   readonly resources: MachineResources;
+  /** Copies of the run's snapshot under way. */
+  private readonly copies = new Set<Promise<void>>();
 
   constructor(private readonly options: LocalWorkerOptions) {
     this.resources = options.resources;
@@ -51,8 +54,32 @@ export class LocalWorker implements Agent {
     return { done: runner.run(), stop: (mode) => runner.stop(mode) };
   }
 
+  /**
+   * A job gets the run's snapshot: the last job of the run to start takes it whole (a rename), so a
+   * one-job run copies the folder once, at submit; a job that others will still start after gets a
+   * copy (reflinked where the file system can).
+   */
+  private async checkout(job: JobRow, dest: string): Promise<void> {
+    const { service, sourceDir } = this.options;
+    const othersToStart = service.view(job.run_name).jobs.some((j) => j.id !== job.id && j.status === 'submitted');
+    if (othersToStart) {
+      const copy = copyTree(sourceDir, dest);
+      this.copies.add(copy);
+      try {
+        await copy;
+      } finally {
+        this.copies.delete(copy);
+      }
+      return;
+    }
+    // Copies still reading the snapshot finish first.
+    await Promise.allSettled(this.copies);
+    await fsp.rm(dest, { recursive: true, force: true });
+    await fsp.rename(sourceDir, dest);
+  }
+
   private io(job: JobRow): JobIO {
-    const { service, sourceDir, repo } = this.options;
+    const { service, repo } = this.options;
     const archives = service.archives;
     return {
       setStatus: (status, fields) => service.setJobStatus(job.id, status, fields),
@@ -60,9 +87,7 @@ export class LocalWorker implements Agent {
       // is never held back by it.
       log: (chunk) => service.appendLog(job.id, chunk.seq, chunk.data),
       portOpen: (port) => service.portOpen(job.id, port),
-      checkout: async (dest) => {
-        await copySource(sourceDir, dest);
-      },
+      checkout: (dest) => this.checkout(job, dest),
       dependencies: async () =>
         service.dependencyJobs(job).flatMap((dep) => service.store.artifactsOf(dep.id).map((a) => ({ path: a.path, open: () => archives.open(a.archive) }))),
       caches: async () => service.store.cachesOf(repo, job.workflow).map((c) => ({ path: c.path, open: () => archives.open(c.archive) })),

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -114,6 +115,45 @@ describe('dstack run', () => {
     const listed = r.stdout.split(/\r?\n/).filter((l) => l.startsWith('./'));
     expect(listed).toEqual(['./.gitignore', './kept.txt', './sub/.gitignore', './sub/code.py']);
     expect(fs.readFileSync(path.join(cwd, 'kept.txt'), 'utf8')).toBe('original\n');
+  });
+
+  it("gives every job of a run the folder as submitted: one job's writes never reach another job, or your folder", async () => {
+    const home = tempDir();
+    const check = [
+      'echo "data=$(cat data.txt) notes=$(cat notes.txt) link=$(readlink link)"',
+      'test -x run.sh && echo exec-kept',
+      'test ! -e gone.txt && test ! -e skip.log && echo listed-right',
+    ];
+    // a writes in place (through a link too), truncates, appends and changes modes: b and c, which
+    // start after it, and the user's folder must see none of it.
+    const write = ['echo in-place > link', ': > notes.txt', 'echo more >> data.txt', 'chmod 600 run.sh', 'rm -f untracked.txt'];
+    const cwd = repo(bash('a', [...check, ...write]) + bash('b', check, '    depends-on: [a]\n') + bash('c', check, '    depends-on: [b]\n'), {
+      '.gitignore': 'skip.log\n',
+      'data.txt': 'original',
+      'gone.txt': 'tracked, then deleted',
+      'run.sh': '#!/bin/sh\n',
+    });
+    fs.chmodSync(path.join(cwd, 'run.sh'), 0o755);
+    fs.symlinkSync('data.txt', path.join(cwd, 'link'));
+    const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd });
+    git('init', '-q');
+    git('add', '-A');
+    git('commit', '-qm', 'files');
+    fs.rmSync(path.join(cwd, 'gone.txt'));
+    fs.writeFileSync(path.join(cwd, 'notes.txt'), 'untracked note');
+    fs.writeFileSync(path.join(cwd, 'skip.log'), 'ignored');
+    const r = await cli(['run', 'c'], { cwd, home });
+    expect(r.code).toBe(0);
+    expect(r.stdout.match(/data=original notes=untracked note link=data.txt/g)).toHaveLength(3);
+    expect(r.stdout.match(/exec-kept/g)).toHaveLength(3);
+    expect(r.stdout.match(/listed-right/g)).toHaveLength(3);
+    expect(fs.readFileSync(path.join(cwd, 'data.txt'), 'utf8')).toBe('original');
+    expect(fs.readFileSync(path.join(cwd, 'notes.txt'), 'utf8')).toBe('untracked note');
+    expect(fs.statSync(path.join(cwd, 'run.sh')).mode & 0o777).toBe(0o755);
+    expect(git('status', '--porcelain').toString()).toBe(' D gone.txt\n?? notes.txt\n');
+    // Nothing of the run is left in the home once it ends.
+    expect(fs.readdirSync(path.join(home, 'jobs'))).toEqual([]);
+    expect(fs.readdirSync(path.join(home, 'runs'))).toEqual([]);
   });
 
   it('finds the repository from a folder inside it, and runs the job at the repository root', async () => {
