@@ -1,4 +1,5 @@
 import type { RunService, RunView } from '../../app/run-service.js';
+import { jobSpec } from '../../app/store/store.js';
 import { iso } from '../output/time.js';
 
 /**
@@ -21,6 +22,8 @@ export function runJson(v: RunView, service: Pick<RunService, 'jobEvents'>) {
       reason: j.reason,
       exit_code: j.exit_code,
       gpus: j.gpus ? j.gpus.split(',').map(Number) : [],
+      // The custom provider the job ran ({repo, name, ref, commit}), or null for a built-in one.
+      provider: jobSpec(j).customProvider ?? null,
       submitted_at: iso(j.submitted_at),
       started_at: iso(j.started_at),
       finished_at: iso(j.finished_at),

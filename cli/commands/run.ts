@@ -14,6 +14,7 @@ import { shellJoin } from '../../shared/shell-quote.js';
 import { isFinal, type JobStatus } from '../../shared/job-status.js';
 import { unmetResources, type MachineResources } from '../../shared/resources.js';
 import { Project } from '../../shared/workflow/project.js';
+import { ProviderRepos } from '../../shared/workflow/provider-repos.js';
 import { checkIsolation, ConfigFile, DEFAULT_ISOLATION_IMAGE } from '../local/config-file.js';
 import { containerOwner, removeLeftoverContainers, runIsolation } from '../local/containers.js';
 import { executorIdentity, isExecutorAlive } from '../local/executor-identity.js';
@@ -53,7 +54,8 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
     };
     const runName = service.newRunName();
     const secrets = new SecretStore(ctx.home).names().map((s) => s.name);
-    const plan = closure.map((name) => project.resolve(name, { args: parsed.args, runName, overrides: parsed.overrides, secrets }));
+    const providers = await project.providersFor(closure, new ProviderRepos(ctx.paths.providers));
+    const plan = closure.map((name) => project.resolve(name, { args: parsed.args, runName, overrides: parsed.overrides, secrets, providers }));
     for (const wf of plan) for (const dep of wf.dependsOn) if (dep.tag) service.taggedJob(dep.workflow, dep.tag);
     const machine = await detectResources();
     for (const wf of plan) {

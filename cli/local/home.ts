@@ -13,5 +13,7 @@ export function homePaths(home: string) {
     archives: path.join(home, 'archives'),
     work: path.join(home, 'jobs'),
     runs: path.join(home, 'runs'),
+    /** Mirrors of custom providers' repositories. */
+    providers: path.join(home, 'providers'),
   };
 }

@@ -15,6 +15,8 @@ export interface InterpolationContext {
    */
   secrets?: readonly string[];
   workflow: string;
+  /** In a custom provider's workflow: the inputs the workflow that uses it set (or their defaults). */
+  inputs?: Record<string, unknown>;
 }
 
 const EXPRESSION = /^\$\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}$/;
@@ -116,6 +118,15 @@ function lookup(name: string, ctx: InterpolationContext, file: YamlFile, path: P
   // Outside shell commands (an environment value, say), the arguments shell-quoted as one string.
   if (name === 'run.args') return shellJoin(ctx.run.args);
   if (name === 'run.name') return ctx.run.name;
+  if (name.startsWith('inputs.') && ctx.inputs) {
+    const input = name.slice('inputs.'.length);
+    if (Object.hasOwn(ctx.inputs, input)) return ctx.inputs[input];
+    const hint = closest(input, Object.keys(ctx.inputs));
+    throw new DstackError(
+      'DSTACK_ERR_WORKFLOW_INVALID',
+      `${where}: unknown input '${input}'` + (hint ? ` (did you mean '${hint}'?)` : '') + `; declare it under 'inputs:' in the provider file`,
+    );
+  }
   if (name.startsWith('secrets.')) {
     const secret = name.slice('secrets.'.length);
     if (ctx.secrets !== undefined && !ctx.secrets.includes(secret)) {

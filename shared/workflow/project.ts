@@ -4,7 +4,9 @@ import { parse as parseYamlScalar } from 'yaml';
 import { DstackError } from '../errors.js';
 import { closest } from '../suggest.js';
 import { interpolate, type InterpolationContext } from './interpolate.js';
+import { applyProvider, loadProvider, type LoadedProvider } from './custom-workflow.js';
 import { confinedPath } from './paths.js';
+import { ProviderFetchError, type ProviderRepos } from './provider-repos.js';
 import { variablesFile, type WorkflowSpec } from './schema.js';
 import type { Dependency, ResolvedWorkflow, Resources } from './types.js';
 import { validateWorkflow } from './validate.js';
@@ -25,6 +27,8 @@ export interface ResolveOptions {
   overrides?: Record<string, string>;
   /** The names of the secrets that exist (values are put in only when the job starts). */
   secrets?: readonly string[];
+  /** The custom providers the run's workflows use, fetched by `providersFor`. */
+  providers?: ReadonlyMap<string, LoadedProvider>;
 }
 
 /**
@@ -85,7 +89,35 @@ export class Project {
     return order;
   }
 
-  /** Checks one workflow as `resolve` would, but lets a custom provider pass (it is valid, if not runnable). */
+  /**
+   * Fetches the custom providers that `workflows` use (the one step of resolving a run that needs
+   * the network): a repository that cannot be fetched, or a provider file that is missing or
+   * wrong, is an error naming where the workflow uses it.
+   */
+  async providersFor(workflows: readonly string[], repos: ProviderRepos): Promise<Map<string, LoadedProvider>> {
+    const out = new Map<string, LoadedProvider>();
+    for (const name of workflows) {
+      const entry = this.entry(name);
+      const provider = (entry.raw as { provider?: unknown }).provider;
+      if (typeof provider !== 'object' || provider === null) continue;
+      const { repo, name: providerName, ref } = provider as { repo: string; name: string; ref?: string };
+      let source;
+      try {
+        source = await repos.get(repo, providerName, ref, this.root);
+      } catch (err) {
+        if (!(err instanceof ProviderFetchError)) throw err;
+        throw new DstackError(
+          'DSTACK_ERR_PROVIDER_FETCH',
+          `${formatPosition(entry.file.at([...entry.path, 'provider']))}: cannot get provider '${providerName}' of workflow '${name}': ${err.message}`,
+          { cause: err },
+        );
+      }
+      out.set(name, loadProvider(source));
+    }
+    return out;
+  }
+
+  /** Checks one workflow as `resolve` would; a custom provider's own file is checked when a run fetches it. */
   private check(name: string): void {
     const entry = this.entry(name);
     const raw = interpolate(entry.raw, { variables: this.variablesOf(name), run: { args: [], name: '' }, workflow: name }, entry.file, entry.path);
@@ -106,13 +138,14 @@ export class Project {
     };
     const raw = interpolate(entry.raw, ctx, entry.file, entry.path);
     const validated = validateWorkflow(raw, entry.file, entry.path);
-    if (validated.kind === 'custom') {
-      throw new DstackError(
-        'DSTACK_ERR_PROVIDER_UNSUPPORTED',
-        `${formatPosition(entry.file.at([...entry.path, 'provider']))}: workflow '${name}' uses the custom provider '${validated.spec.provider.name}' from ${validated.spec.provider.repo}; custom providers are not supported yet, use bash, python, docker or curl`,
-      );
-    }
-    return { ...this.normalise(validated.spec, entry), runArgs: [...(options.args ?? [])] };
+    const runArgs = [...(options.args ?? [])];
+    if (validated.kind === 'builtin') return { ...this.normalise(validated.spec, entry), runArgs };
+    const provider = options.providers?.get(name);
+    if (!provider) throw new Error(`workflow '${name}' uses a custom provider: fetch it with providersFor() first`);
+    const merged = applyProvider(validated.spec, provider, { file: entry.file, path: entry.path }, ctx);
+    const spec = validateWorkflow(merged, entry.file, entry.path).spec as WorkflowSpec;
+    const { repo, name: providerName, ref, commit } = provider.source;
+    return { ...this.normalise(spec, entry), runArgs, customProvider: { repo, name: providerName, ...(ref ? { ref } : {}), commit } };
   }
 
   private normalise(spec: WorkflowSpec, entry: WorkflowEntry): ResolvedWorkflow {

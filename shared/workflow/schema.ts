@@ -119,16 +119,54 @@ export const curlWorkflow = z.strictObject({
   artifacts,
 });
 
-/** `provider: {repo, name}`: a provider defined in another repository (run in a later release). */
+/** `provider: {repo, name, ref}`: a provider defined in another repository (seed 001). */
+export const customProviderRef = z
+  .strictObject({
+    repo: z.string().min(1).describe('The repository that defines the provider: any git URL, or a local path.'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, `_`, `.` and `-`')
+      .describe("The provider's name: `providers/NAME.yaml` in that repository."),
+    ref: z.string().min(1).optional().describe("A tag, branch or commit; default: the repository's default branch."),
+  })
+  .describe('A provider from another repository.');
+
+/** A workflow that uses a custom provider: its own keys, and the provider's inputs beside them. */
 export const customWorkflow = z
   .object({
     ...common,
-    provider: z.strictObject({
-      repo: z.string().url().describe('The repository that defines the provider.'),
-      name: z.string().min(1).describe("The provider's name in that repository."),
-    }),
+    provider: customProviderRef,
+    artifacts,
+    cache,
+    resources: resources.optional(),
   })
-  .catchall(z.unknown());
+  .catchall(z.unknown().describe("An input of the provider, e.g. `model: bert-base`."));
+
+/** The keys of a custom-provider workflow that are its own; every other key is an input. */
+export const CUSTOM_OWN_KEYS = ['name', 'help', 'provider', 'depends-on', 'artifacts', 'cache', 'resources'] as const;
+
+export const INPUT_TYPES = ['string', 'integer', 'number', 'boolean'] as const;
+
+/** `providers/NAME.yaml` in a provider repository. */
+export const providerFile = z.strictObject({
+  help: z.string().optional().describe('What the provider does, in one line.'),
+  inputs: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, 'letters, digits, `_` and `-`'),
+      z.strictObject({
+        type: z.enum(INPUT_TYPES).optional().describe('string (default), integer, number or boolean.'),
+        required: z.boolean().optional().describe('Whether the workflow must set it (when it has no default).'),
+        default: z.union([z.string(), z.number(), z.boolean()]).optional(),
+        help: z.string().optional(),
+      }),
+    )
+    .optional()
+    .describe('The keys a workflow using the provider sets, used as `${{ inputs.KEY }}`.'),
+  workflow: z
+    .record(z.string(), z.unknown())
+    .describe('A workflow body in one of the built-in providers (bash, python, docker, curl).'),
+});
+export type ProviderFile = z.infer<typeof providerFile>;
 
 export const PROVIDERS = {
   bash: bashWorkflow,

@@ -43,4 +43,6 @@ export interface ResolvedWorkflow {
    * `${{ run.args }}` in a command refers to (absent in runs stored before it was added).
    */
   runArgs?: string[];
+  /** For a workflow that uses a custom provider: which one, at which commit. */
+  customProvider?: { repo: string; name: string; ref?: string; commit: string };
 }

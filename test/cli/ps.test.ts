@@ -52,6 +52,7 @@ describe('dstack ps', () => {
           reason: null,
           exit_code: 0,
           gpus: [],
+          provider: null,
           submitted_at: new Date(0).toISOString(),
           started_at: null,
           finished_at: expect.any(String),

@@ -246,9 +246,11 @@ describe('providers', () => {
     expect(p.resolve('d').resources).toMatchObject({ cpu: 1, memoryMiB: 1024 });
   });
 
-  it('validates a custom provider and says it cannot run yet', () => {
-    const p = load({ [WF]: 'workflows:\n  - name: c\n    provider:\n      repo: https://github.com/dstackai/dstack\n      name: python\n    script: x.py\n' });
-    expect(() => p.resolve('c')).toThrow(/custom providers are not supported yet/);
+  it('validates the custom provider form when loading, without fetching anything', () => {
+    const p = load({ [WF]: 'workflows:\n  - name: c\n    provider:\n      repo: https://github.com/dstackai/dstack\n      name: python\n      ref: v1\n    script: x.py\n' });
+    expect(p.workflowNames).toEqual(['c']);
+    const e = loadError({ [WF]: 'workflows:\n  - name: c\n    provider:\n      repo: https://github.com/dstackai/dstack\n      nmae: python\n' });
+    expect(e.message).toBe(".dstack/workflows.yaml:5:7: unknown key 'nmae' under 'provider' in workflow 'c' (did you mean 'name'?)");
   });
 
   it('reads gpu as a count or as {count, name, memory}', () => {
