@@ -63,7 +63,7 @@ export class LogPrinter {
 
   /** A promise while the terminal is behind; undefined when it keeps up. */
   backpressure(): Promise<void> | undefined {
-    return this.blocked || this.pending.length > 0 ? this.finish() : undefined;
+    return !this.closed && (this.blocked || this.pending.length > 0) ? this.finish() : undefined;
   }
 
   /** Resolves once everything written so far has been handed to the terminal. */

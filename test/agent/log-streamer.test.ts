@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FLUSH_INTERVAL_MS, LogStreamer, MAX_CHUNK_BYTES, type LogChunk } from '../../agent/log-streamer.js';
 
 describe('LogStreamer', () => {
@@ -14,13 +14,20 @@ describe('LogStreamer', () => {
     ]);
   });
 
-  it('flushes a small write within the flush interval', async () => {
-    const chunks: LogChunk[] = [];
-    const s = new LogStreamer((c) => void chunks.push(c));
-    s.write('hello\n');
-    expect(chunks).toHaveLength(0);
-    await new Promise((r) => setTimeout(r, FLUSH_INTERVAL_MS + 50));
-    expect(chunks.map((c) => c.data.toString())).toEqual(['hello\n']);
+  it('flushes a small write within the flush interval', () => {
+    vi.useFakeTimers();
+    try {
+      const chunks: LogChunk[] = [];
+      const s = new LogStreamer((c) => void chunks.push(c));
+      s.write('hello\n');
+      s.write('world\n');
+      vi.advanceTimersByTime(FLUSH_INTERVAL_MS - 1);
+      expect(chunks).toHaveLength(0);
+      vi.advanceTimersByTime(1);
+      expect(chunks.map((c) => [c.seq, c.data.toString()])).toEqual([[1, 'hello\nworld\n']]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('pauses the producer while the sink is behind, and drains before the end', async () => {
@@ -37,7 +44,7 @@ describe('LogStreamer', () => {
     s.flush();
     s.write('b');
     const drained = s.drain().then(() => events.push('drained'));
-    await new Promise((r) => setTimeout(r, 20));
+    // drain() flushed chunk 2 at once; nothing acknowledged chunk 1, so the producer stays paused.
     expect(events).toEqual(['chunk 1', 'pause', 'chunk 2']);
     release();
     await drained;

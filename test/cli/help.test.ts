@@ -1,14 +1,33 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { Command } from 'commander';
+import { buildProgram } from '../../cli/main.js';
 import { cli, ROOT, tempDir } from '../helpers/cli.js';
 
-const COMMANDS = [['run'], ['ps'], ['logs'], ['stop'], ['tag'], ['untag'], ['tags'], ['artifacts', 'list'], ['artifacts', 'download'], ['prune', 'cache'], ['schema']];
+/** Every command a user can type, as the program defines them (hidden ones aside). */
+function commands(cmd: Command, prefix: string[] = []): string[][] {
+  return cmd.commands
+    .filter((c) => !(c as unknown as { _hidden?: boolean })._hidden)
+    .flatMap((c) => (c.commands.length > 0 ? commands(c, [...prefix, c.name()]) : [[...prefix, c.name()]]));
+}
+const COMMANDS = commands(buildProgram());
 
 describe('dstack --help', () => {
   it('lists every command', async () => {
+    // The commands a user can type, so that a new one cannot slip by without --help and docs.
+    expect(COMMANDS.map((c) => c.join(' '))).toEqual([
+      'run', 'ps', 'logs', 'stop', 'tag', 'untag', 'tags', 'artifacts list', 'artifacts download', 'config',
+      'secrets add', 'secrets list', 'secrets delete', 'prune cache', 'schema',
+    ]);
     const r = await cli(['--help'], { cwd: tempDir(), home: tempDir() });
     expect(r.code).toBe(0);
-    for (const [c] of COMMANDS) expect(r.stdout).toContain(`  ${c}`);
+    for (const c of new Set(COMMANDS.map((c) => c[0]!))) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+  });
+
+  it('documents every command in the README', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    for (const c of COMMANDS) expect(readme, c.join(' ')).toContain(`dstack ${c.join(' ')}`);
   });
 
   it.each(COMMANDS)('answers --help for %s', async (...cmd) => {

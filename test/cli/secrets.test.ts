@@ -67,6 +67,14 @@ describe('dstack secrets', () => {
     const name = /^(\S+) /m.exec(r.stdout.split('\n')[1]!)![1]!;
     const logs = await cli(['logs', name], { cwd, home });
     expect(logs.stdout).toContain('split: *** end');
+    // The two halves really came in two chunks: the stored log has a chunk boundary right after
+    // "split: " (the index holds each chunk's end offset), and the mask spans it.
+    const log = fs.readFileSync(path.join(home, 'logs', `${name}-0.log`));
+    const index = fs.readFileSync(path.join(home, 'logs', `${name}-0.idx`));
+    const ends = Array.from({ length: index.length / 16 }, (_, i) => index.readDoubleLE(i * 16 + 8));
+    const cut = log.indexOf('split: ') + 'split: '.length;
+    expect(ends).toContain(cut);
+    expect(log.subarray(cut).toString().startsWith('*** end')).toBe(true);
     // Nothing under DSTACK_HOME but the secrets file holds the value: not the database, not the logs.
     const holders: string[] = [];
     const scan = (dir: string) => {

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connectDocker } from '../../agent/docker/engine.js';
 import { cli, makeRepo, tempDir } from '../helpers/cli.js';
 
 const repo = () => makeRepo({ '.dstack/workflows.yaml': 'workflows:\n  - name: a\n    provider: bash\n    commands: [echo ran]\n' });
@@ -38,23 +37,5 @@ describe('settings are checked where they are read', () => {
     const r = await cli(['secrets', 'list'], { cwd: repo(), home });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^dstack: error: cannot read ${path.join(home, 'secrets.json')}: .*; fix the file, or move it away and add the secrets again\\n$`));
-  });
-
-  it('connects to the engine that the env it is given names, not the process environment', async () => {
-    const env = { DOCKER_HOST: process.env.DOCKER_HOST };
-    const saved = process.env.DOCKER_HOST;
-    process.env.DOCKER_HOST = 'unix:///nonexistent/docker.sock';
-    try {
-      const docker = await connectDocker(env);
-      expect((await docker.version()).ApiVersion).toBeTruthy();
-      await expect(connectDocker({ DOCKER_HOST: 'unix:///nonexistent/other.sock' })).rejects.toThrow(
-        /^cannot reach a Docker engine at unix:\/\/\/nonexistent\/other\.sock \(ENOENT\)/,
-      );
-      await expect(connectDocker({ DOCKER_HOST: 'ssh://box' })).rejects.toThrow(
-        "DOCKER_HOST must be unix:///path/to/docker.sock or tcp://HOST:PORT, got 'ssh://box'; fix or unset it",
-      );
-    } finally {
-      process.env.DOCKER_HOST = saved;
-    }
   });
 });

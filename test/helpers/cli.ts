@@ -14,9 +14,17 @@ export interface Result {
   stderr: string;
 }
 
-/** A temporary folder, removed after the test file. */
+const made: string[] = [];
+
+/** A temporary folder, removed after the test file (see test/setup/temp-dirs.ts). */
 export function tempDir(prefix = 'dstack-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 /** Writes files (path → content) under a new temporary repository folder. */

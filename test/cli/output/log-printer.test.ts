@@ -42,16 +42,23 @@ describe('LogPrinter', () => {
   });
 
   it('stops writing, without failing, when the reader goes away', async () => {
+    let writes = 0;
     const stream = new Writable({
       write(_chunk, _enc, cb) {
+        writes++;
         cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
       },
     });
+    const failed = new Promise((resolve) => stream.once('error', resolve));
     const printer = new LogPrinter(stream, new Map([['a', 'a']]), false);
     printer.write('a', Buffer.from('one\n'));
-    await new Promise((r) => setTimeout(r, 10));
+    await failed;
     expect(printer.closed).toBe(true);
     printer.write('a', Buffer.from('two\n'));
+    printer.line('a note');
     await printer.finish();
+    expect(printer.backpressure()).toBeUndefined();
+    // Nothing more was written once the reader had gone.
+    expect(writes).toBe(1);
   });
 });
