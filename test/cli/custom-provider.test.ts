@@ -32,15 +32,18 @@ const GREET = [
   '',
 ].join('\n');
 
-/** A provider repository (a folder under git, tagged v1), as a team would publish one. */
-function providerRepo(files: Record<string, string> = { 'providers/greet.yaml': GREET }): string {
-  const dir = tempDir('dstack-providers-');
-  git(dir, 'init', '-q');
-  writeFiles(dir, files);
-  git(dir, 'add', '-A');
-  git(dir, 'commit', '-qm', 'providers');
-  git(dir, 'tag', 'v1');
-  return dir;
+/** A provider repository, bare as on a git server, tagged v1; `work` is a clone to push changes from. */
+function providerRepo(files: Record<string, string> = { 'providers/greet.yaml': GREET }): { bare: string; work: string } {
+  const work = tempDir('dstack-providers-');
+  git(work, 'init', '-q');
+  writeFiles(work, files);
+  git(work, 'add', '-A');
+  git(work, 'commit', '-qm', 'providers');
+  git(work, 'tag', 'v1');
+  const bare = `${tempDir('dstack-providers-')}/providers.git`;
+  git(work, 'clone', '-q', '--bare', work, bare);
+  git(work, 'remote', 'add', 'origin', bare);
+  return { bare, work };
 }
 
 function userRepo(provider: string, extra = ''): string {
@@ -51,7 +54,7 @@ function userRepo(provider: string, extra = ''): string {
 
 describe('custom providers', () => {
   it('runs a workflow from a provider repository with its inputs and defaults, merging artifacts, and records the commit', async () => {
-    const providers = providerRepo();
+    const { bare: providers } = providerRepo();
     const home = tempDir();
     const cwd = userRepo(`      repo: ${providers}\n      name: greet\n      ref: v1`, '    who: world\n    times: 3\n    artifacts:\n      - extra\n');
     writeFiles(cwd, { 'extra/.keep': '' });
@@ -68,15 +71,16 @@ describe('custom providers', () => {
   });
 
   it('fetches a tag once, but a branch on every run', async () => {
-    const providers = providerRepo();
+    const { bare: providers, work } = providerRepo();
     const home = tempDir();
     const tagged = userRepo(`      repo: ${providers}\n      name: greet\n      ref: v1`, '    who: tag\n');
     const branch = userRepo(`      repo: ${providers}\n      name: greet\n      ref: main`, '    who: branch\n');
     expect((await cli(['run', 'hi'], { cwd: tagged, home })).code).toBe(0);
     expect((await cli(['run', 'hi'], { cwd: branch, home })).code).toBe(0);
     // A new commit on the branch is picked up by the next run of the branch.
-    writeFiles(providers, { 'providers/greet.yaml': GREET.replace('hello', 'howdy') });
-    git(providers, 'commit', '-qam', 'howdy');
+    writeFiles(work, { 'providers/greet.yaml': GREET.replace('hello', 'howdy') });
+    git(work, 'commit', '-qam', 'howdy');
+    git(work, 'push', '-q', 'origin', 'main');
     expect((await cli(['run', 'hi'], { cwd: branch, home })).stdout).toContain('howdy branch');
     expect((await cli(['run', 'hi'], { cwd: tagged, home })).stdout).toContain('hello tag');
     // With the repository gone, the tag still runs from the cache; the branch cannot be fetched.
@@ -92,7 +96,7 @@ describe('custom providers', () => {
   });
 
   it('says what is wrong with a provider or its inputs, naming the file and line', async () => {
-    const providers = providerRepo({
+    const { bare: providers } = providerRepo({
       'providers/greet.yaml': GREET,
       'providers/nested.yaml': 'workflow:\n  provider:\n    repo: x\n    name: y\n',
       'providers/broken.yaml': 'workflow:\n  provider: bash\n  comands: [true]\n',
