@@ -32,7 +32,8 @@ export interface StatusFields {
  * agent does the same over the WebSocket and HTTP.
  */
 export interface JobIO {
-  setStatus(status: JobStatus, fields?: StatusFields): void;
+  /** Resolves once the status has gone out (stored in local mode, sent to the server remotely). */
+  setStatus(status: JobStatus, fields?: StatusFields): Promise<void>;
   log: LogSink;
   portOpen(port: number): void;
   checkout(dest: string): Promise<void>;

@@ -60,6 +60,7 @@ export class JobRunner {
   private stopMode: StopMode | undefined;
   private killTimers: NodeJS.Timeout[] = [];
   private status: JobStatus = 'submitted';
+  private statusSent: Promise<void> = Promise.resolve();
 
   constructor(private readonly job: JobAssignment, private readonly io: JobIO, private readonly options: JobRunnerOptions) {
     this.dir = path.join(options.workRoot, job.jobId);
@@ -81,7 +82,7 @@ export class JobRunner {
     let failure: string | undefined;
     let started = false;
     try {
-      this.setStatus('downloading');
+      void this.setStatus('downloading');
       fs.mkdirSync(home, { recursive: true });
       fs.mkdirSync(path.join(this.dir, 'tmp'), { recursive: true });
       await this.io.checkout(work);
@@ -102,7 +103,7 @@ export class JobRunner {
       if (this.running) {
         started = true;
         if (this.stopMode) this.signalStop();
-        else this.setStatus('running');
+        else void this.setStatus('running');
         const ports = watchPorts(this.job.workflow.ports, (port) => this.io.portOpen(port));
         exitCode = await this.running.exited;
         ports.stop();
@@ -167,7 +168,7 @@ export class JobRunner {
   stop(mode: StopMode): void {
     if (this.stopMode === 'abort' || (this.stopMode === 'stop' && mode === 'stop')) return;
     this.stopMode = mode;
-    if (this.status === 'running' && mode === 'stop') this.setStatus('stopping');
+    if (this.status === 'running' && mode === 'stop') void this.setStatus('stopping');
     this.signalStop();
   }
 
@@ -202,7 +203,7 @@ export class JobRunner {
       (this.stopMode === 'abort' ? 'aborted by the user' : this.stopMode === 'stop' ? 'stopped by the user' : exitCode ? `exit code ${exitCode}` : null);
     // Seed 000: artifacts are saved at the end of every job that started, stopped or failed too.
     if (started && final !== 'aborted') {
-      this.setStatus('uploading');
+      void this.setStatus('uploading');
       try {
         await this.saveAll(work, home, exitCode === 0 && !this.stopMode);
       } catch (err) {
@@ -220,7 +221,7 @@ export class JobRunner {
       reason = reason ? `${reason}; ${lost}` : lost;
     }
     await removeTree(this.dir);
-    this.setStatus(final, { reason, exit_code: exitCode ?? null });
+    await this.setStatus(final, { reason, exit_code: exitCode ?? null });
     return final;
   }
 
@@ -245,8 +246,10 @@ export class JobRunner {
     }
   }
 
-  private setStatus(status: JobStatus, fields?: { reason?: string | null; exit_code?: number | null }): void {
+  /** Sends statuses one after another, in order; `run` resolves once the last has gone out. */
+  private setStatus(status: JobStatus, fields?: { reason?: string | null; exit_code?: number | null }): Promise<void> {
     this.status = status;
-    this.io.setStatus(status, fields);
+    this.statusSent = this.statusSent.then(() => this.io.setStatus(status, fields));
+    return this.statusSent;
   }
 }

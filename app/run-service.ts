@@ -7,7 +7,7 @@ import type { MachineResources } from '../shared/resources.js';
 import type { Resources, ResolvedWorkflow } from '../shared/workflow/types.js';
 import { ArchiveStore, digest } from './archive-store.js';
 import { LogStore } from './log-store.js';
-import { jobSpec, type ArtifactRow, type Claim, type JobRow, type RunCursor, type RunPageQuery, type RunRow, type Store } from './store/store.js';
+import { jobSpec, type ArtifactRow, type CacheRow, type Claim, type JobRow, type RunCursor, type RunPageQuery, type RunRow, type Store, type TagRow } from './store/store.js';
 
 export interface RunView {
   run: RunRow;
@@ -39,8 +39,47 @@ export interface RunServiceEvents {
  * GitHub or of how jobs are executed; front doors listen to its events.
  */
 export class RunService extends EventEmitter<RunServiceEvents> {
-  constructor(readonly store: Store, readonly logs: LogStore, readonly archives: ArchiveStore) {
+  constructor(private readonly store: Store, private readonly logs: LogStore, private readonly archives: ArchiveStore) {
     super();
+  }
+
+  /** Records which process executes a run (local mode's detached runs). */
+  setExecutor(runName: string, executor: string | null): void {
+    this.store.setExecutor(runName, executor);
+  }
+
+  /** Up to `max` bytes of a job's stored log from `offset`. */
+  readLog(jobId: string, offset: number, max?: number): Buffer {
+    return this.logs.read(jobId, offset, max);
+  }
+
+  /** The highest log `seq` stored for a job: what an agent is acknowledged up to. */
+  lastLogSeq(jobId: string): number {
+    return this.logs.lastSeq(jobId);
+  }
+
+  logSize(jobId: string): number {
+    return this.logs.size(jobId);
+  }
+
+  /** A stored archive (an artifact or a cache), streamed. */
+  openArchive(archive: string): Readable {
+    return this.archives.open(archive);
+  }
+
+  /** Every tag with its run's workflow, newest first. */
+  listTags(): (TagRow & { workflow: string })[] {
+    return this.store.listTags().map((t) => ({ ...t, workflow: this.view(t.run_name).run.workflow }));
+  }
+
+  /** The artifacts a job gets from its dependencies: in-run ones and tagged runs'. */
+  dependencyArtifacts(job: JobRow): ArtifactRow[] {
+    return this.dependencyJobs(job).flatMap((dep) => this.store.artifactsOf(dep.id));
+  }
+
+  /** The cached folders of a workflow in a repository. */
+  cachesOf(repo: string, workflow: string): CacheRow[] {
+    return this.store.cachesOf(repo, workflow);
   }
 
   newRunName(): string {

@@ -32,14 +32,14 @@ export async function artifactsDownloadCommand(ref: string, opts: { output: stri
     // Without --force nothing that exists already is overwritten: look at every artifact before
     // unpacking any, so a refused download leaves the folder as it was.
     for (const a of opts.force ? [] : rows) {
-      const existing = (await listArchive(ctx.service.archives.open(a.archive))).find((m) => !m.endsWith('/') && fs.existsSync(path.join(dest, m)));
+      const existing = (await listArchive(ctx.service.openArchive(a.archive))).find((m) => !m.endsWith('/') && fs.existsSync(path.join(dest, m)));
       if (existing) {
         throw new DstackError('DSTACK_ERR_ARTIFACT_EXISTS', `'${existing}' (artifact '${a.path}') already exists in ${dest}; use --force to overwrite it, or -o to download elsewhere`);
       }
     }
     for (const a of rows) {
       try {
-        await unpack(ctx.service.archives.open(a.archive), dest);
+        await unpack(ctx.service.openArchive(a.archive), dest);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         throw new DstackError('DSTACK_ERR_ARCHIVE', `could not unpack artifact '${a.path}' into ${dest}: ${message}`, { cause: err });

@@ -15,7 +15,7 @@ export async function logsCommand(runName: string, opts: { follow?: boolean }): 
     const pump = async () => {
       for (const job of view.jobs) {
         for (;;) {
-          const chunk = service.logs.read(job.id, offsets.get(job.id)!);
+          const chunk = service.readLog(job.id, offsets.get(job.id)!);
           if (chunk.length === 0) break;
           offsets.set(job.id, offsets.get(job.id)! + chunk.length);
           printer.write(job.id, chunk);

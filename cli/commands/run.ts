@@ -87,7 +87,7 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
       });
       fs.closeSync(errors);
       child.unref();
-      service.store.setExecutor(runName, executorIdentity(child.pid));
+      service.setExecutor(runName, executorIdentity(child.pid));
       process.stdout.write(`\nDetached. Follow with: dstack logs ${runName} -f\n`);
       return 0;
     }
@@ -101,7 +101,7 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
 export async function executeDetached(runName: string): Promise<number> {
   const ctx = openLocal();
   try {
-    ctx.service.store.setExecutor(runName, executorIdentity());
+    ctx.service.setExecutor(runName, executorIdentity());
     return await execute(ctx, runName, await detectResources(), false);
   } finally {
     ctx.close();
@@ -117,7 +117,7 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
   const colors = attached && colorsEnabled();
   const color = paint(colors);
   const labels = new Map(view.jobs.map((j) => [j.id, j.workflow]));
-  const printer = new LogPrinter(process.stdout, labels, colors, (jobId, offset, max) => service.logs.read(jobId, offset, max));
+  const printer = new LogPrinter(process.stdout, labels, colors, (jobId, offset, max) => service.readLog(jobId, offset, max));
   let docker: Promise<Docker> | undefined;
   const worker = new LocalWorker({
     service,
@@ -146,7 +146,7 @@ async function execute(ctx: LocalContext, runName: string, machine: MachineResou
     service.on('port', (jobId, port) => printer.line(color('cyan', `${labels.get(jobId)}: port ${port} is open at http://127.0.0.1:${port}`)));
     service.on('job', (job) => {
       // A job that ended before writing anything (e.g. a dependency failed) says why here.
-      if (job.status === 'failed' && job.reason && job.exit_code === null && service.logs.size(job.id) === 0) {
+      if (job.status === 'failed' && job.reason && job.exit_code === null && service.logSize(job.id) === 0) {
         printer.line(color('red', `${job.workflow}: ${job.reason}`));
       }
     });

@@ -26,14 +26,14 @@ export function untagCommand(tag: string): void {
 export function tagsCommand(opts: { json?: boolean }): void {
   const ctx = openLocal();
   try {
-    const rows = ctx.service.store.listTags().map((t) => ({ tag: t, run: ctx.service.view(t.run_name) }));
+    const rows = ctx.service.listTags();
     if (opts.json) {
-      const json = rows.map(({ tag, run }) => ({ tag: tag.name, run: tag.run_name, workflow: run.run.workflow, created_at: iso(tag.created_at) }));
+      const json = rows.map((t) => ({ tag: t.name, run: t.run_name, workflow: t.workflow, created_at: iso(t.created_at) }));
       process.stdout.write(JSON.stringify(json, null, 2) + '\n');
       return;
     }
     const color = paint(colorsEnabled());
-    process.stdout.write(table(['TAG', 'RUN', 'WORKFLOW', 'CREATED'], rows.map(({ tag, run }) => [color('bold', tag.name), tag.run_name, run.run.workflow, ago(tag.created_at)])));
+    process.stdout.write(table(['TAG', 'RUN', 'WORKFLOW', 'CREATED'], rows.map((t) => [color('bold', t.name), t.run_name, t.workflow, ago(t.created_at)])));
   } finally {
     ctx.close();
   }

@@ -18,7 +18,8 @@ export function runIsolation(run: RunRow | undefined): Isolation {
 
 /** Whether a job of a run ran (or runs) in a container. */
 export function usesContainers(service: RunService, runName: string): boolean {
-  return runIsolation(service.store.getRun(runName)).mode === 'docker' || service.store.jobsOf(runName).some((j) => jobSpec(j).provider === 'docker');
+  const view = service.findRun(runName);
+  return runIsolation(view?.run).mode === 'docker' || (view?.jobs ?? []).some((j) => jobSpec(j).provider === 'docker');
 }
 
 /**
@@ -28,7 +29,7 @@ export function usesContainers(service: RunService, runName: string): boolean {
 export async function removeLeftoverContainers(docker: Docker, service: RunService, home: string): Promise<string[]> {
   const { removeContainers, OWNER_LABEL } = await import('../../agent/docker/run-container.js');
   return removeContainers(docker, { [OWNER_LABEL]: containerOwner(home) }, (jobId) => {
-    const job = service.store.getJob(jobId);
+    const job = service.job(jobId);
     return job !== undefined && !isFinal(job.status);
   });
 }

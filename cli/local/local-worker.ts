@@ -5,6 +5,7 @@ import { JobRunner, type Isolation } from '../../agent/job-runner.js';
 import type { JobIO } from '../../agent/job-io.js';
 import { copyTree } from '../../agent/source-copy.js';
 import type { Agent, StartedJob } from '../../app/scheduler/scheduler.js';
+import { JobEndpoint, type JobArchive } from '../../app/job-endpoint.js';
 import type { RunService } from '../../app/run-service.js';
 import { jobSpec, type JobRow } from '../../app/store/store.js';
 import type { Gpu, MachineResources } from '../../shared/resources.js';
@@ -35,12 +36,15 @@ export class LocalWorker implements Agent {
   readonly resources: MachineResources;
   /** Copies of the run's snapshot under way. */
   private readonly copies = new Set<Promise<void>>();
+  /** Jobs this worker has started (their status may not say so yet). */
+  private readonly started = new Set<string>();
 
   constructor(private readonly options: LocalWorkerOptions) {
     this.resources = options.resources;
   }
 
   start(job: JobRow, gpus: Gpu[]): StartedJob {
+    this.started.add(job.id);
     const workflow = jobSpec(job);
     const values = this.options.secrets();
     const secrets = Object.fromEntries(referencedSecrets(workflow).map((name) => [name, values[name] ?? '']));
@@ -61,7 +65,7 @@ export class LocalWorker implements Agent {
    */
   private async checkout(job: JobRow, dest: string): Promise<void> {
     const { service, sourceDir } = this.options;
-    const othersToStart = service.view(job.run_name).jobs.some((j) => j.id !== job.id && j.status === 'submitted');
+    const othersToStart = service.view(job.run_name).jobs.some((j) => j.id !== job.id && j.status === 'submitted' && !this.started.has(j.id));
     if (othersToStart) {
       const copy = copyTree(sourceDir, dest);
       this.copies.add(copy);
@@ -78,23 +82,24 @@ export class LocalWorker implements Agent {
     await fsp.rename(sourceDir, dest);
   }
 
+  /** The job's I/O: straight to the app's endpoint for it; the code comes from the run's snapshot. */
   private io(job: JobRow): JobIO {
-    const { service, repo } = this.options;
-    const archives = service.archives;
+    const endpoint = new JobEndpoint(this.options.service, job, this.options.repo);
+    const refs = (list: JobArchive[]) => list.map((a) => ({ path: a.path, open: () => endpoint.open(a.archive) }));
     return {
-      setStatus: (status, fields) => service.setJobStatus(job.id, status, fields),
+      setStatus: (status, fields) => endpoint.setStatus(status, fields),
       // Stored at once: a slow terminal catches up from the log file (see LogPrinter), so the job
       // is never held back by it.
-      log: (chunk) => service.appendLog(job.id, chunk.seq, chunk.data),
-      portOpen: (port) => service.portOpen(job.id, port),
+      log: (chunk) => void endpoint.appendLog(chunk.seq, chunk.data),
+      portOpen: (port) => endpoint.portOpen(port),
       checkout: (dest) => this.checkout(job, dest),
-      dependencies: async () =>
-        service.dependencyJobs(job).flatMap((dep) => service.store.artifactsOf(dep.id).map((a) => ({ path: a.path, open: () => archives.open(a.archive) }))),
-      caches: async () => service.store.cachesOf(repo, job.workflow).map((c) => ({ path: c.path, open: () => archives.open(c.archive) })),
-      putArtifact: (p, stream, size) => service.putArtifact(job.id, p, stream, size),
-      putCache: (p, stream, size) => service.putCache(repo, job.workflow, p, stream, size),
+      dependencies: async () => refs(endpoint.dependencies()),
+      caches: async () => refs(endpoint.caches()),
+      putArtifact: (p, stream, size) => endpoint.putArtifact(p, stream, size),
+      putCache: (p, stream, size) => endpoint.putCache(p, stream, size),
     };
   }
+
 }
 
 export function runSourceDir(runsDir: string, runName: string): string {

@@ -30,7 +30,7 @@ function recordingIO(files: Record<string, string>, options: { caches?: ArchiveR
   const artifacts = new Map<string, Buffer>();
   const caches = new Map<string, Buffer>();
   const io: JobIO = {
-    setStatus: (status, fields) => void statuses.push({ status, fields }),
+    setStatus: async (status, fields) => void statuses.push({ status, fields }),
     log: (c) => {
       if (options.failLog?.(c.seq)) throw new Error('disk full');
       chunks.push(c);
