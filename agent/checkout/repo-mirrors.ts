@@ -1,0 +1,157 @@
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { simpleGit, type SimpleGit } from 'simple-git';
+import { DstackError } from '../../shared/errors.js';
+import { gitEnv } from '../../shared/git-env.js';
+
+export interface CheckoutRequest {
+  repoUrl: string;
+  commit: string;
+  /** A `git diff --binary` of the run's changes on top of the commit, if any. */
+  patch?: Readable;
+  /** The job's folder for the code; made here. */
+  dest: string;
+  /** For an HTTP(S) remote that needs it: sent as a header, never written to disk or to a message. */
+  token?: string;
+}
+
+/**
+ * The repositories an agent checks jobs out of: one bare mirror per repository under its work
+ * folder, cloned once and fetched only when a job needs a commit it does not have. A job's code is
+ * exported from the mirror (`git archive`, so the job tree has no `.git` that leads back into it),
+ * then the run's patch is applied on top. Jobs never run in, or write to, the mirror.
+ */
+export class RepoMirrors {
+  /** Work on one mirror, one at a time (clone, fetch): a mirror is never touched by two at once. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly workDir: string) {}
+
+  async checkout(request: CheckoutRequest): Promise<void> {
+    const mirror = path.join(this.workDir, 'mirrors', `${crypto.createHash('sha256').update(request.repoUrl).digest('hex').slice(0, 16)}.git`);
+    await this.locked(mirror, () => this.ensureCommit(mirror, request));
+    await fsp.mkdir(request.dest, { recursive: true });
+    await exportTree(mirror, request.commit, request.dest);
+    if (request.patch) await applyPatch(mirror, request.dest, request.patch);
+  }
+
+  private async locked<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    this.locks.set(
+      key,
+      next.catch(() => {}),
+    );
+    return next;
+  }
+
+  /** Clones the mirror the first time, fetches when the commit is missing; the mirror stays whole if either fails. */
+  private async ensureCommit(mirror: string, { repoUrl, commit, token }: CheckoutRequest): Promise<void> {
+    const secret = token ? [token, Buffer.from(`x-access-token:${token}`).toString('base64')] : [];
+    // The header goes in through GIT_CONFIG_* (our own values), which simple-git allows only when asked.
+    const git = (dir?: string) => withAuth(simpleGit({ ...(dir ? { baseDir: dir } : {}), unsafe: { allowUnsafeConfigEnvCount: true } }), token);
+    try {
+      if (!fs.existsSync(mirror)) {
+        await fsp.mkdir(path.dirname(mirror), { recursive: true });
+        // Cloned beside and renamed into place: a failed clone leaves nothing half made.
+        const tmp = `${mirror}.${process.pid}.tmp`;
+        await fsp.rm(tmp, { recursive: true, force: true });
+        try {
+          await git().clone(repoUrl, tmp, ['--mirror', '--quiet']);
+          await fsp.rename(tmp, mirror);
+        } finally {
+          await fsp.rm(tmp, { recursive: true, force: true });
+        }
+      }
+      if (await hasCommit(mirror, commit)) return;
+      await git(mirror).fetch(['--quiet', '--prune', 'origin']);
+      // A commit on no branch (a pull request's head, say) may still be fetched by its name.
+      if (!(await hasCommit(mirror, commit))) await git(mirror).fetch(['--quiet', 'origin', commit]).catch(() => {});
+    } catch (err) {
+      throw new DstackError('DSTACK_ERR_CHECKOUT', `cannot fetch ${repoUrl}: ${hide(message(err), secret)}`, { cause: err });
+    }
+    if (!(await hasCommit(mirror, commit))) {
+      throw new DstackError('DSTACK_ERR_CHECKOUT', `commit ${commit} is not in ${repoUrl}: push it, then run again`);
+    }
+  }
+}
+
+/** Credentials as an HTTP header in git's environment (GIT_CONFIG_*), never on a command line. */
+function withAuth(git: SimpleGit, token: string | undefined): SimpleGit {
+  const auth: Record<string, string> = token
+    ? {
+        GIT_CONFIG_COUNT: '1',
+        GIT_CONFIG_KEY_0: 'http.extraHeader',
+        GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`,
+      }
+    : {};
+  return git.env(gitEnv(auth));
+}
+
+async function hasCommit(mirror: string, commit: string): Promise<boolean> {
+  if (!/^[0-9a-f]{4,64}$/i.test(commit)) return false;
+  return simpleGit({ baseDir: mirror })
+    .raw(['cat-file', '-e', `${commit}^{commit}`])
+    .then(
+      () => true,
+      () => false,
+    );
+}
+
+/** The commit's files into `dest`: `git archive` piped into `tar`. */
+function exportTree(mirror: string, commit: string, dest: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const archive = spawn('git', ['--git-dir', mirror, 'archive', '--format=tar', commit], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tar = spawn('tar', ['-x', '-C', dest, '--no-same-owner'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    archive.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    tar.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    archive.stdout.pipe(tar.stdin);
+    let failed = 0;
+    const done = (code: number | null) => {
+      if (code !== 0) failed++;
+      if (archive.exitCode === null || tar.exitCode === null) return;
+      if (failed) reject(new DstackError('DSTACK_ERR_CHECKOUT', `cannot check out ${commit}: ${stderr.trim()}`));
+      else resolve();
+    };
+    archive.on('close', done);
+    tar.on('close', done);
+  });
+}
+
+/**
+ * Applies the run's patch to the job's tree (the work tree only: nothing is written to the mirror).
+ * git apply is all or nothing: a patch that does not apply changes nothing and fails the job with
+ * git's own message.
+ */
+function applyPatch(mirror: string, dest: string, patch: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', ['--git-dir', mirror, '--work-tree', dest, 'apply', '--binary', '--whitespace=nowarn', '-'], {
+      cwd: dest,
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.on('error', () => {});
+    patch.on('error', (err) => child.stdin.destroy(err));
+    patch.pipe(child.stdin);
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0
+        ? resolve()
+        : reject(new DstackError('DSTACK_ERR_PATCH', `the run's changes do not apply to its commit: ${stderr.trim().split('\n').join('; ')}`)),
+    );
+  });
+}
+
+function message(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).trim().split('\n').filter(Boolean).at(-1) ?? String(err);
+}
+
+function hide(text: string, secrets: string[]): string {
+  return secrets.reduce((t, s) => t.split(s).join('***'), text);
+}

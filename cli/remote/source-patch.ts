@@ -1,0 +1,73 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { simpleGit } from 'simple-git';
+import { DstackError } from '../../shared/errors.js';
+import { gitEnv } from '../../shared/git-env.js';
+
+export interface SourcePatch {
+  /** The remote the agent fetches from, as `git remote get-url` gives it. */
+  repoUrl: string;
+  /** The newest commit of HEAD's history that the remote has. */
+  commit: string;
+  /** Everything since, as one binary diff: local commits, staged and unstaged changes, untracked files .gitignore does not exclude. */
+  patch: Readable;
+}
+
+/**
+ * What `dstack run` sends to a server: the repository's remote, the newest commit it has, and one
+ * patch of the rest (seed 001: "you don't have to commit them"). The user's index and work tree
+ * are left exactly as they were: the patch is made with an index of its own.
+ */
+export async function sourcePatch(repoDir: string): Promise<SourcePatch> {
+  const git = simpleGit({ baseDir: repoDir });
+  const top = await git.revparse(['--show-toplevel']).catch(() => undefined);
+  if (!top) throw fail(`${repoDir} is not in a git repository; runs on a server need one with a remote (git init, git remote add origin URL, git push)`);
+  const remotes = (await git.getRemotes()).map((r) => r.name);
+  const upstream = await git.revparse(['--abbrev-ref', '--symbolic-full-name', '@{upstream}']).catch(() => '');
+  const remote = upstream.split('/')[0] || (remotes.includes('origin') ? 'origin' : remotes[0]);
+  if (!remote) throw fail(`the repository at ${top} has no remote; add one the agents can fetch (git remote add origin URL) and push`);
+  const repoUrl = (await git.remote(['get-url', remote]))!.trim();
+  const commit = await newestOnRemote(repoDir, remote);
+  if (!commit) throw fail(`HEAD shares no commit with '${remote}' (${repoUrl}); push your branch first (git push -u ${remote} HEAD)`);
+  return { repoUrl, commit, patch: await diffSince(top, commit) };
+}
+
+/** The newest commit of HEAD's history that some branch of `remote` (as last fetched) contains. */
+async function newestOnRemote(repoDir: string, remote: string): Promise<string | undefined> {
+  const git = simpleGit({ baseDir: repoDir });
+  const refs = (await git.raw(['for-each-ref', '--format=%(objectname)', `refs/remotes/${remote}`])).split('\n').filter(Boolean);
+  let best: { commit: string; depth: number } | undefined;
+  for (const ref of new Set(refs)) {
+    const base = (await git.raw(['merge-base', 'HEAD', ref]).catch(() => '')).trim();
+    if (!base) continue;
+    const depth = Number((await git.raw(['rev-list', '--count', base])).trim());
+    if (!best || depth > best.depth) best = { commit: base, depth };
+  }
+  return best?.commit;
+}
+
+/** `git diff --binary BASE` of the work tree as git would commit it now, through a temporary index. */
+async function diffSince(top: string, base: string): Promise<Readable> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dstack-patch-'));
+  const env = gitEnv({ GIT_INDEX_FILE: path.join(dir, 'index') });
+  const git = simpleGit({ baseDir: top }).env(env);
+  try {
+    await git.raw(['read-tree', 'HEAD']);
+    await git.raw(['add', '-A']);
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw fail(`cannot read the changes in ${top}: ${err instanceof Error ? err.message.trim() : String(err)}`);
+  }
+  const diff = spawn('git', ['diff', '--cached', '--binary', '--no-color', '--no-ext-diff', base], { cwd: top, env, stdio: ['ignore', 'pipe', 'ignore'] });
+  // Read from the start (Node discards a child's unread output when it exits); remove the index after.
+  const out = diff.stdout.pipe(new PassThrough());
+  diff.on('close', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return out;
+}
+
+function fail(message: string): DstackError {
+  return new DstackError('DSTACK_ERR_SOURCE', message);
+}

@@ -1,0 +1,176 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { RepoMirrors } from '../../agent/checkout/repo-mirrors.js';
+import { sourcePatch } from '../../cli/remote/source-patch.js';
+import { DstackError } from '../../shared/errors.js';
+import { tempDir, writeFiles } from '../helpers/cli.js';
+import { gitHttpServer } from '../helpers/git-http.js';
+
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args], { cwd }).toString().trim();
+
+/** A remote (bare, as on a server) and a clone of it to work in. */
+function remoteAndClone(files: Record<string, string>): { remote: string; clone: string } {
+  const seed = tempDir();
+  git(seed, 'init', '-q');
+  writeFiles(seed, files);
+  git(seed, 'add', '-A');
+  git(seed, 'commit', '-qm', 'first');
+  const remote = path.join(tempDir(), 'repo.git');
+  git(seed, 'clone', '-q', '--bare', seed, remote);
+  const clone = path.join(tempDir(), 'clone');
+  git(tempDir(), 'clone', '-q', remote, clone);
+  return { remote, clone };
+}
+
+/** Every file under `dir` (not .git) with its bytes and whether it is executable; links as links. */
+function tree(dir: string, ignore: string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.name === '.git' || ignore.includes(r)) continue;
+      const full = path.join(dir, r);
+      if (e.isDirectory()) walk(r);
+      else if (e.isSymbolicLink()) out[r] = `link -> ${fs.readlinkSync(full)}`;
+      else out[r] = `${fs.statSync(full).mode & 0o111 ? 'x ' : '- '}${fs.readFileSync(full).toString('base64')}`;
+    }
+  };
+  walk('');
+  return out;
+}
+
+async function code(p: Promise<unknown>): Promise<DstackError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(DstackError);
+    return err as DstackError;
+  }
+  throw new Error('expected a DstackError');
+}
+
+const BINARY = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 256));
+
+describe('a run sent to agents: the patch of local work, and the checkout of it', () => {
+  it('gives the job exactly the work tree, less ignored files: commits, staged, unstaged, untracked, binary, renames, deletions, modes', async () => {
+    const { remote, clone } = remoteAndClone({
+      '.gitignore': 'data/\n*.log\n',
+      'keep.txt': 'kept\n',
+      'edit.txt': 'line 1\nline 2\n',
+      'staged.txt': 'old\n',
+      'old-name.txt': 'moved unchanged\n',
+      'gone.txt': 'to be deleted\n',
+      'model.bin': BINARY.toString('latin1'),
+      'run.sh': '#!/bin/sh\necho run\n',
+      'plain.sh': '#!/bin/sh\n',
+    });
+    fs.chmodSync(path.join(clone, 'run.sh'), 0o755);
+    git(clone, 'commit', '-qam', 'exec bit');
+    git(clone, 'push', '-q', 'origin', 'main');
+    // A local commit the remote does not have.
+    writeFiles(clone, { 'local-commit.txt': 'committed here only\n' });
+    git(clone, 'add', '-A');
+    git(clone, 'commit', '-qm', 'local');
+    // Staged, unstaged, untracked, ignored, binary, rename, delete, mode changes, no final newline.
+    writeFiles(clone, { 'staged.txt': 'new\n' });
+    git(clone, 'add', 'staged.txt');
+    writeFiles(clone, { 'edit.txt': 'line 1\nline 2 changed\nno newline', 'untracked.py': 'print(1)\n', 'data/big.csv': 'ignored', 'debug.log': 'ignored' });
+    fs.writeFileSync(path.join(clone, 'model.bin'), Buffer.concat([BINARY, BINARY.subarray(0, 100)]));
+    fs.writeFileSync(path.join(clone, 'new.bin'), BINARY.subarray(500));
+    git(clone, 'mv', 'old-name.txt', 'new-name.txt');
+    fs.rmSync(path.join(clone, 'gone.txt'));
+    fs.chmodSync(path.join(clone, 'run.sh'), 0o644);
+    fs.chmodSync(path.join(clone, 'plain.sh'), 0o755);
+    fs.symlinkSync('keep.txt', path.join(clone, 'link'));
+    const status = git(clone, 'status', '--porcelain');
+
+    const sent = await sourcePatch(clone);
+    expect(sent.repoUrl).toBe(remote);
+    expect(sent.commit).toBe(git(remote, 'rev-parse', 'main'));
+    const dest = path.join(tempDir(), 'work');
+    await new RepoMirrors(tempDir()).checkout({ repoUrl: sent.repoUrl, commit: sent.commit, patch: sent.patch, dest });
+    expect(tree(dest)).toEqual(tree(clone, ['data', 'debug.log']));
+    // The user's index and work tree are as they were.
+    expect(git(clone, 'status', '--porcelain')).toBe(status);
+  });
+
+  it('clones a mirror once, fetches only for a commit it lacks, and never needs the remote for one it has', async () => {
+    const { remote, clone } = remoteAndClone({ 'a.txt': 'one\n' });
+    const mirrors = new RepoMirrors(tempDir());
+    const first = git(clone, 'rev-parse', 'HEAD');
+    await mirrors.checkout({ repoUrl: remote, commit: first, dest: path.join(tempDir(), 'w') });
+    writeFiles(clone, { 'a.txt': 'two\n' });
+    git(clone, 'commit', '-qam', 'two');
+    git(clone, 'push', '-q', 'origin', 'main');
+    const second = git(clone, 'rev-parse', 'HEAD');
+    const dest = path.join(tempDir(), 'w');
+    await mirrors.checkout({ repoUrl: remote, commit: second, dest });
+    expect(fs.readFileSync(path.join(dest, 'a.txt'), 'utf8')).toBe('two\n');
+    fs.renameSync(remote, `${remote}.away`);
+    const again = path.join(tempDir(), 'w');
+    await mirrors.checkout({ repoUrl: remote, commit: first, dest: again });
+    expect(fs.readFileSync(path.join(again, 'a.txt'), 'utf8')).toBe('one\n');
+    // Two checkouts at once, of different commits, of one mirror.
+    const [x, y] = [path.join(tempDir(), 'x'), path.join(tempDir(), 'y')];
+    await Promise.all([mirrors.checkout({ repoUrl: remote, commit: first, dest: x }), mirrors.checkout({ repoUrl: remote, commit: second, dest: y })]);
+    expect([fs.readFileSync(path.join(x, 'a.txt'), 'utf8'), fs.readFileSync(path.join(y, 'a.txt'), 'utf8')]).toEqual(['one\n', 'two\n']);
+  });
+
+  it("fails a patch that does not apply with git's message, changing nothing, and keeps the mirror good", async () => {
+    const { remote, clone } = remoteAndClone({ 'a.txt': 'one\n', 'b.txt': 'bee\n' });
+    const commit = git(clone, 'rev-parse', 'HEAD');
+    const mirrors = new RepoMirrors(tempDir());
+    const bad = 'diff --git a/b.txt b/b.txt\n--- a/b.txt\n+++ b/b.txt\n@@ -1 +1 @@\n-not what is there\n+x\n';
+    const dest = path.join(tempDir(), 'w');
+    const e = await code(mirrors.checkout({ repoUrl: remote, commit, patch: Readable.from([bad]), dest }));
+    expect(e.code).toBe('DSTACK_ERR_PATCH');
+    expect(e.message).toMatch(/^the run's changes do not apply to its commit: error: patch failed: b\.txt:1; error: b\.txt: patch does not apply$/);
+    expect(fs.readFileSync(path.join(dest, 'b.txt'), 'utf8')).toBe('bee\n');
+    const next = path.join(tempDir(), 'w');
+    await mirrors.checkout({ repoUrl: remote, commit, dest: next });
+    expect(fs.readFileSync(path.join(next, 'a.txt'), 'utf8')).toBe('one\n');
+    const missing = await code(mirrors.checkout({ repoUrl: remote, commit: 'f'.repeat(40), dest: path.join(tempDir(), 'w') }));
+    expect(missing.message).toBe(`commit ${'f'.repeat(40)} is not in ${remote}: push it, then run again`);
+  });
+
+  it('fetches over HTTP with a token sent as a header, and never shows the token', async () => {
+    const { remote, clone } = remoteAndClone({ 'a.txt': 'over http\n' });
+    const server = await gitHttpServer(path.dirname(remote), 's3cret-token');
+    try {
+      const repoUrl = `${server.url}/${path.basename(remote)}`;
+      const commit = git(clone, 'rev-parse', 'HEAD');
+      const denied = await code(new RepoMirrors(tempDir()).checkout({ repoUrl, commit, token: 'wrong-token', dest: path.join(tempDir(), 'w') }));
+      expect(denied.code).toBe('DSTACK_ERR_CHECKOUT');
+      expect(denied.message).toMatch(new RegExp(`^cannot fetch ${repoUrl}: `));
+      expect(denied.message).not.toContain('wrong-token');
+      const work = tempDir();
+      const dest = path.join(tempDir(), 'w');
+      await new RepoMirrors(work).checkout({ repoUrl, commit, token: 's3cret-token', dest });
+      expect(fs.readFileSync(path.join(dest, 'a.txt'), 'utf8')).toBe('over http\n');
+      // The token is in no file of the agent's work folder (the mirror's config included).
+      const found = spawnSync('grep', ['-rl', '--binary-files=text', 's3cret-token', work], { encoding: 'utf8' });
+      expect(found.stdout).toBe('');
+      expect(found.status).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('says what to do when the folder cannot be sent: not git, no remote, nothing pushed', async () => {
+    expect((await code(sourcePatch(tempDir()))).message).toMatch(/is not in a git repository; runs on a server need one with a remote/);
+    const alone = tempDir();
+    git(alone, 'init', '-q');
+    writeFiles(alone, { a: 'x' });
+    git(alone, 'add', '-A');
+    git(alone, 'commit', '-qm', 'x');
+    expect((await code(sourcePatch(alone))).message).toBe(`the repository at ${alone} has no remote; add one the agents can fetch (git remote add origin URL) and push`);
+    const empty = path.join(tempDir(), 'empty.git');
+    git(tempDir(), 'init', '-q', '--bare', empty);
+    git(alone, 'remote', 'add', 'origin', empty);
+    expect((await code(sourcePatch(alone))).message).toBe(`HEAD shares no commit with 'origin' (${empty}); push your branch first (git push -u origin HEAD)`);
+  });
+});
