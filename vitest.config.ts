@@ -26,7 +26,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'cli',
-          include: ['test/cli/*.test.ts'],
+          include: ['test/cli/*.test.ts', 'test/server/**/*.test.ts'],
           exclude: ['test/cli/docker.test.ts'],
           globalSetup: ['test/setup/build.ts'],
         },

@@ -171,6 +171,11 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     }
   }
 
+  /** How many jobs there are of each status. */
+  jobCounts(): Partial<Record<JobStatus, number>> {
+    return this.store.jobCounts();
+  }
+
   /** Every status change of a job, oldest first. */
   jobEvents(jobId: string) {
     return this.store.jobEvents(jobId);

@@ -67,4 +67,15 @@ export const MIGRATIONS: string[] = [
    CREATE INDEX runs_by_time ON runs(submitted_at, name);
    CREATE INDEX tags_by_run ON tags(run_name);
    CREATE INDEX job_events_by_job ON job_events(job_id);`,
+  // Tokens of the server: agents' and users' (CLI), each of one owner. Only a hash of the secret is
+  // kept; `id` is the public handle for listing and revoking.
+  `CREATE TABLE tokens (
+     id TEXT PRIMARY KEY,
+     owner TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     hash TEXT NOT NULL UNIQUE,
+     created_at BIGINT NOT NULL,
+     last_used_at BIGINT,
+     revoked_at BIGINT
+   );`,
 ];

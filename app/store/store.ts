@@ -56,6 +56,16 @@ export interface CacheRow {
   updated_at: number;
 }
 
+export interface TokenRow {
+  id: string;
+  owner: string;
+  kind: 'agent' | 'user';
+  hash: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface TagRow {
   name: string;
   run_name: string;
@@ -355,5 +365,31 @@ export class Store {
 
   deleteTag(name: string): boolean {
     return this.stmt('DELETE FROM tags WHERE name = ?').run(name).changes > 0;
+  }
+
+  jobCounts(): Partial<Record<JobStatus, number>> {
+    const rows = this.stmt('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  insertToken(row: Omit<TokenRow, 'last_used_at' | 'revoked_at'>): void {
+    this.stmt('INSERT INTO tokens (id, owner, kind, hash, created_at) VALUES (@id, @owner, @kind, @hash, @created_at)').run(row);
+  }
+
+  tokenByHash(hash: string): TokenRow | undefined {
+    return this.stmt('SELECT * FROM tokens WHERE hash = ?').get(hash) as TokenRow | undefined;
+  }
+
+  listTokens(): TokenRow[] {
+    return this.stmt('SELECT * FROM tokens ORDER BY created_at, id').all() as TokenRow[];
+  }
+
+  touchToken(id: string, at: number): void {
+    this.stmt('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(at, id);
+  }
+
+  /** Revokes a token; false when there is none of that id (or it was revoked already). */
+  revokeToken(id: string, at: number): boolean {
+    return this.stmt('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0;
   }
 }

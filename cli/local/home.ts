@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { statePaths } from '../../app/state-paths.js';
 
 /** Where local mode keeps its state: `DSTACK_HOME`, by default `~/.dstack`. */
 export function dstackHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -8,9 +9,7 @@ export function dstackHome(env: NodeJS.ProcessEnv = process.env): string {
 
 export function homePaths(home: string) {
   return {
-    db: path.join(home, 'dstack.db'),
-    logs: path.join(home, 'logs'),
-    archives: path.join(home, 'archives'),
+    ...statePaths(home),
     work: path.join(home, 'jobs'),
     runs: path.join(home, 'runs'),
     /** Mirrors of custom providers' repositories. */

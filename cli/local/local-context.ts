@@ -2,10 +2,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { removeTree } from '../../agent/remove-tree.js';
-import { ArchiveStore } from '../../app/archive-store.js';
-import { LogStore } from '../../app/log-store.js';
-import { RunService } from '../../app/run-service.js';
-import { Store } from '../../app/store/store.js';
+import type { RunService } from '../../app/run-service.js';
+import { openState } from '../../app/state.js';
 import { isFinal } from '../../shared/job-status.js';
 import { removeLeftoverContainers, usesContainers } from './containers.js';
 import { isExecutorAlive } from './executor-identity.js';
@@ -30,10 +28,8 @@ export interface LocalContext {
 export function openLocal(env: NodeJS.ProcessEnv = process.env): LocalContext {
   const home = dstackHome(env);
   const paths = homePaths(home);
-  fs.mkdirSync(home, { recursive: true });
-  const store = new Store(paths.db);
-  const logs = new LogStore(paths.logs);
-  const service = new RunService(store, logs, new ArchiveStore(paths.archives));
+  const state = openState(home);
+  const { service } = state;
   const aborted = service.reconcile(isExecutorAlive);
   return {
     home,
@@ -49,10 +45,7 @@ export function openLocal(env: NodeJS.ProcessEnv = process.env): LocalContext {
         // No engine now: the next run with containers removes them.
       }
     },
-    close() {
-      logs.closeAll();
-      store.close();
-    },
+    close: () => state.close(),
   };
 }
 

@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// The `dstack-app` server command: runs the compiled server (built by `npm ci`/`npm install` through `prepare`).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const main = new URL('../dist/app/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(main))) {
+  process.stderr.write('dstack-app: error: the server is not built; run `npm ci` (or `npm run build`) in the dstack folder\n');
+  process.exit(1);
+}
+const { main: run } = await import(main.href);
+await run();
