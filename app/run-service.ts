@@ -25,9 +25,13 @@ export interface SubmitInput {
   plan: ResolvedWorkflow[];
   executor: string | null;
   isolation?: string | null;
+  /** Whose agents may run the jobs; none in local mode. */
+  owner?: string | null;
 }
 
 export interface RunServiceEvents {
+  /** A run was submitted. */
+  run: [RunView];
   job: [JobRow];
   /** A job's chunk as stored, and the offset in its log where it starts. */
   log: [string, Buffer, number];
@@ -89,7 +93,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   submit(input: SubmitInput): RunView {
     const now = Date.now();
     this.store.transaction(() => {
-      this.store.insertRun({ name: input.runName, repo: input.repo, workflow: input.workflow, args: input.args, submitted_at: now, executor: input.executor, isolation: input.isolation ?? null });
+      this.store.insertRun({ name: input.runName, repo: input.repo, workflow: input.workflow, args: input.args, submitted_at: now, executor: input.executor, isolation: input.isolation ?? null, owner: input.owner ?? null });
       input.plan.forEach((wf, position) => {
         this.store.insertJob({
           id: `${input.runName}-${position}`,
@@ -102,7 +106,9 @@ export class RunService extends EventEmitter<RunServiceEvents> {
         });
       });
     });
-    return this.view(input.runName);
+    const view = this.view(input.runName);
+    this.emit('run', view);
+    return view;
   }
 
   setJobStatus(jobId: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null } = {}): void {

@@ -1,8 +1,9 @@
 import { isFinal, type JobStatus } from '../../shared/job-status.js';
 import { unmetResources, type Gpu, type MachineResources } from '../../shared/resources.js';
 import type { RunService, RunView } from '../run-service.js';
+import type { Resources } from '../../shared/workflow/types.js';
 import { jobSpec, type JobRow } from '../store/store.js';
-import { waitingReason, type Shortfall } from './wait-reason.js';
+import { waitingForAgents, waitingReason, type Shortfall } from './wait-reason.js';
 
 export type StopMode = 'stop' | 'abort';
 
@@ -15,8 +16,21 @@ export interface StartedJob {
 export interface Agent {
   /** Claims in the store are per agent id, so schedulers that share a machine share its capacity. */
   id: string;
+  /** How it is named in waiting reasons (default: its id). */
+  name?: string;
+  /** Whose jobs it runs; undefined: any run's (local mode's own machine). */
+  owner?: string;
+  /** What it offers for `resources.labels`; undefined: it does not select by label (local mode). */
+  labels?: readonly string[];
   resources: MachineResources;
   start(job: JobRow, gpus: Gpu[]): StartedJob;
+}
+
+/** Whether an agent may take a run's job at all: the run's owner's, with every label asked for. */
+function serves(agent: Agent, owner: string | null, need: Resources): boolean {
+  if (agent.owner !== undefined && agent.owner !== owner) return false;
+  if (agent.labels === undefined) return true;
+  return (need.labels ?? []).every((l) => agent.labels!.includes(l));
 }
 
 export interface SchedulerOptions {
@@ -29,7 +43,7 @@ export interface SchedulerOptions {
  * room for it (GPUs handed out exclusively, CPUs and memory by what jobs declare, claimed in the
  * store so that other schedulers sharing the machine see them), so independent jobs run side by
  * side. A job whose dependency did not finish is not run. It looks again whenever something may
- * have changed — a job ended, an agent came, `wake()` — never on a timer.
+ * have changed — a run was submitted, a job ended, an agent came, `wake()` — never on a timer.
  */
 export class Scheduler {
   private readonly agents = new Map<string, Agent>();
@@ -42,9 +56,12 @@ export class Scheduler {
     if (isFinal(job.status)) this.wake();
   };
 
+  private readonly onRun = () => this.wake();
+
   constructor(private readonly service: RunService, options: SchedulerOptions = {}) {
     this.runs = options.runs ? new Set(options.runs) : undefined;
     service.on('job', this.onJob);
+    service.on('run', this.onRun);
   }
 
   addAgent(agent: Agent): void {
@@ -104,16 +121,22 @@ export class Scheduler {
   close(): void {
     this.closed = true;
     this.service.off('job', this.onJob);
+    this.service.off('run', this.onRun);
   }
 
   private pass(): void {
     const runs = this.runs && [...this.runs];
     const jobsOfRun = new Map<string, JobRow[]>();
+    const owners = new Map<string, string | null>();
     for (const job of this.service.submittedJobs(runs)) {
       if (this.running.has(job.id)) continue;
       let siblings = jobsOfRun.get(job.run_name);
-      if (!siblings) jobsOfRun.set(job.run_name, (siblings = this.service.view(job.run_name).jobs));
-      if (this.dependenciesDone(job, siblings)) this.place(job);
+      if (!siblings) {
+        const view = this.service.view(job.run_name);
+        jobsOfRun.set(job.run_name, (siblings = view.jobs));
+        owners.set(job.run_name, view.run.owner);
+      }
+      if (this.dependenciesDone(job, siblings)) this.place(job, owners.get(job.run_name) ?? null);
     }
   }
 
@@ -130,22 +153,22 @@ export class Scheduler {
   }
 
   /** Starts a job on the first agent with room, or records why it waits. */
-  private place(job: JobRow): void {
+  private place(job: JobRow, owner: string | null): void {
     const need = jobSpec(job).resources;
-    const able = [...this.agents.values()].filter((a) => !unmetResources(need, a.resources));
-    if (able.length === 0) {
-      // An agent that can run it may connect later: the job waits, saying why.
-      const only = this.agents.size === 1 ? [...this.agents.values()][0]! : undefined;
-      const unmet = only && unmetResources(need, only.resources);
-      return this.waiting(job, unmet ? `waiting: ${unmet}` : 'waiting for an agent that has the resources it needs');
-    }
+    const serving = [...this.agents.values()].filter((a) => serves(a, owner, need));
+    const able = serving.filter((a) => !unmetResources(need, a.resources));
     const shortfalls: Shortfall[] = [];
     for (const agent of able) {
       const claim = this.service.claimResources(job.id, agent.id, agent.resources, need);
       if (claim.ok) return this.start(job, agent, claim.gpus);
-      shortfalls.push({ agent: agent.id, claim });
+      shortfalls.push({ agent: agent.name ?? agent.id, claim });
     }
-    this.waiting(job, waitingReason(need, shortfalls, job.run_name));
+    // An agent that can run it may connect, or free up, later: the job waits, saying why.
+    if (this.agents.size === 1 && serving.length === 1) {
+      const unmet = unmetResources(need, serving[0]!.resources);
+      return this.waiting(job, unmet ? `waiting: ${unmet}` : waitingReason(need, shortfalls, job.run_name));
+    }
+    this.waiting(job, waitingForAgents(need, owner, [...this.agents.values()], shortfalls));
   }
 
   private waiting(job: JobRow, reason: string): void {

@@ -1,4 +1,4 @@
-import { formatMiB } from '../../shared/resources.js';
+import { formatMiB, type MachineResources } from '../../shared/resources.js';
 import type { Resources } from '../../shared/workflow/types.js';
 import type { Claim } from '../store/store.js';
 
@@ -24,4 +24,43 @@ export function waitingReason(need: Resources, shortfalls: readonly Shortfall[],
         : `${formatMiB(need.memoryMiB ?? 0)} of memory`;
   const by = holders.map((run) => (run === ownRun ? 'jobs of this run' : run));
   return `waiting for ${what}: in use by ${by.length > 0 ? by.join(', ') : 'other jobs'}`;
+}
+
+interface AgentView {
+  id: string;
+  name?: string;
+  owner?: string;
+  labels?: readonly string[];
+  resources: MachineResources;
+}
+
+/** What a job needs, as people say it: `2× A100 (80 GB), 8 CPUs, 64GB memory, labels nvme`. */
+export function describeNeed(need: Resources): string {
+  const parts: string[] = [];
+  const g = need.gpu;
+  if (g.count > 0) parts.push(`${g.count}× ${g.name ?? 'GPU'}${g.memoryMiB ? ` (${formatMiB(g.memoryMiB)})` : ''}`);
+  if (need.cpu) parts.push(`${need.cpu} CPUs`);
+  if (need.memoryMiB) parts.push(`${formatMiB(need.memoryMiB)} memory`);
+  if (need.labels?.length) parts.push(`labels ${need.labels.join(', ')}`);
+  return parts.join(', ') || 'an agent';
+}
+
+/**
+ * Why a job waits when several agents (or none) could take it, naming each agent:
+ * `waiting: needs 2× A100 (80 GB); agents: gpu-box-1 1× A100 busy, cpu-1 0 GPUs`.
+ */
+export function waitingForAgents(need: Resources, owner: string | null, agents: readonly AgentView[], shortfalls: readonly Shortfall[]): string {
+  const head = `waiting: needs ${describeNeed(need)}${owner ? ` (an agent of ${owner})` : ''}`;
+  if (agents.length === 0) return `${head}; no agent is connected`;
+  const busy = new Map(shortfalls.map((s) => [s.agent, s.claim]));
+  const described = agents.map((a) => {
+    const name = a.name ?? a.id;
+    const gpus = need.gpu.count > 0 ? `${a.resources.gpus.length}× ${a.resources.gpus[0]?.name ?? 'GPUs'}` : `${a.resources.cpus} CPUs`;
+    if (a.owner !== undefined && a.owner !== owner) return `${name} another owner's`;
+    const missing = (need.labels ?? []).filter((l) => a.labels !== undefined && !a.labels.includes(l));
+    if (missing.length > 0) return `${name} no label ${missing.join(', ')}`;
+    if (busy.has(name)) return `${name} ${gpus} busy`;
+    return `${name} ${need.gpu.count > 0 ? `${a.resources.gpus.length} GPUs` : gpus}`;
+  });
+  return `${head}; agents: ${described.join(', ')}`;
 }

@@ -78,4 +78,6 @@ export const MIGRATIONS: string[] = [
      last_used_at BIGINT,
      revoked_at BIGINT
    );`,
+  // The owner (a GitHub user or organisation) whose agents may run a run's jobs; null in local mode.
+  `ALTER TABLE runs ADD COLUMN owner TEXT`,
 ];

@@ -15,6 +15,8 @@ export interface RunRow {
   submitted_at: number;
   executor: string | null;
   isolation: string | null;
+  /** Whose agents may run the jobs (null in local mode: this machine's). */
+  owner: string | null;
 }
 
 export interface JobRow {
@@ -177,12 +179,12 @@ export class Store {
     return row.n;
   }
 
-  insertRun(run: RunRow): void {
+  insertRun(run: Omit<RunRow, 'owner'> & { owner?: string | null }): void {
     this
       .stmt(
-        'INSERT INTO runs (name, repo, workflow, args, submitted_at, executor, isolation) VALUES (@name, @repo, @workflow, @args, @submitted_at, @executor, @isolation)',
+        'INSERT INTO runs (name, repo, workflow, args, submitted_at, executor, isolation, owner) VALUES (@name, @repo, @workflow, @args, @submitted_at, @executor, @isolation, @owner)',
       )
-      .run(run);
+      .run({ owner: null, ...run });
   }
 
   setExecutor(runName: string, executor: string | null): void {

@@ -307,7 +307,7 @@ export function sizeInMiB(size: string | number | undefined): number | undefined
   return Number(m[1]) * (UNITS[(m[2] || 'mb').toLowerCase()] ?? 1);
 }
 
-function normaliseResources(r: { cpu?: number; memory?: string | number; gpu?: number | { count?: number; name?: string; memory?: string | number }; shm_size?: string | number; interruptible?: boolean } | undefined): Resources {
+function normaliseResources(r: { cpu?: number; memory?: string | number; gpu?: number | { count?: number; name?: string; memory?: string | number }; shm_size?: string | number; interruptible?: boolean; labels?: string[] } | undefined): Resources {
   const gpu = r?.gpu;
   return {
     cpu: r?.cpu,
@@ -320,5 +320,6 @@ function normaliseResources(r: { cpu?: number; memory?: string | number; gpu?: n
           : { count: gpu.count ?? 1, name: gpu.name, memoryMiB: sizeInMiB(gpu.memory) },
     shmSizeMiB: sizeInMiB(r?.shm_size),
     interruptible: r?.interruptible ?? false,
+    ...(r?.labels?.length ? { labels: [...new Set(r.labels)] } : {}),
   };
 }

@@ -37,6 +37,10 @@ export const resources = z
     gpu: gpu.optional().describe('A GPU count, or `{count, name, memory}`.'),
     shm_size: size.optional().describe('Shared memory size, e.g. `8GB`.'),
     interruptible: z.boolean().optional().describe('Whether the job may be stopped and submitted again.'),
+    labels: z
+      .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, `_`, `.` and `-`'))
+      .optional()
+      .describe('Labels the runner agent must have (`dstack-agent --labels`), e.g. `[a100, nvme]`.'),
   })
   .describe('The hardware the job needs.');
 

@@ -19,6 +19,8 @@ export interface Resources {
   gpu: GpuRequest;
   shmSizeMiB?: number;
   interruptible: boolean;
+  /** Labels the agent must have (ignored in local mode, where this machine is the only agent). */
+  labels?: string[];
 }
 
 /** One workflow with every expression resolved and every path checked: what a job runs. */

@@ -16,7 +16,18 @@ const A100 = (index: number): Gpu => ({ index, name: 'NVIDIA A100-SXM4-80GB', me
 class HeldAgent implements Agent {
   readonly started: { job: JobRow; gpus: Gpu[]; stops: StopMode[]; end: (status: JobStatus) => void }[] = [];
 
-  constructor(private readonly service: RunService, readonly id: string, readonly resources: MachineResources) {}
+  constructor(
+    private readonly service: RunService,
+    readonly id: string,
+    readonly resources: MachineResources,
+    who: { owner?: string; labels?: string[] } = {},
+  ) {
+    this.owner = who.owner;
+    this.labels = who.labels;
+  }
+
+  readonly owner: string | undefined;
+  readonly labels: string[] | undefined;
 
   start(job: JobRow, gpus: Gpu[]): StartedJob {
     this.service.setJobStatus(job.id, 'running');
@@ -52,9 +63,10 @@ function setup() {
   const s = openService();
   opened.push(s);
   let n = 0;
-  const submit = (...plan: Parameters<typeof workflow>[]) => {
+  const submit = (...plan: Parameters<typeof workflow>[]) => submitAs(null, ...plan);
+  const submitAs = (owner: string | null, ...plan: Parameters<typeof workflow>[]) => {
     const runName = `test-run-${++n}`;
-    s.service.submit({ repo: '/repo', workflow: plan.at(-1)![0], args: '', runName, plan: plan.map((p) => workflow(...p)), executor: null });
+    s.service.submit({ repo: '/repo', workflow: plan.at(-1)![0], args: '', runName, plan: plan.map((p) => workflow(...p)), executor: null, owner });
     return runName;
   };
   const scheduler = (runs?: string[]) => {
@@ -62,7 +74,7 @@ function setup() {
     opened.push(sch);
     return sch;
   };
-  return { ...s, submit, scheduler };
+  return { ...s, submit, submitAs, scheduler };
 }
 
 describe('Scheduler', () => {
@@ -181,5 +193,28 @@ describe('Scheduler', () => {
     sch.addAgent(agent);
     await settle();
     expect(agent.started.map((s) => s.job.run_name)).toEqual([next]);
+  });
+
+  it("gives a job only to its owner's agents with every label it asks for, and names the agents while it waits", async () => {
+    const { service, submitAs, scheduler } = setup();
+    const sch = scheduler();
+    const theirs = new HeldAgent(service, 'other-box', machine({ gpus: [A100(0)] }), { owner: 'globex', labels: ['a100'] });
+    const cpu = new HeldAgent(service, 'cpu-1', machine(), { owner: 'acme', labels: ['cpu'] });
+    sch.addAgent(theirs);
+    sch.addAgent(cpu);
+    const run = submitAs('acme', ['train', { resources: needs({ gpu: { count: 1, name: 'A100' }, labels: ['a100'] }) }]);
+    await settle();
+    expect(theirs.started).toHaveLength(0);
+    expect(cpu.started).toHaveLength(0);
+    expect(service.view(run).jobs[0]!.reason).toBe("waiting: needs 1× A100, labels a100 (an agent of acme); agents: other-box another owner's, cpu-1 no label a100");
+    // An agent of the owner with the label connects: the job goes there.
+    const gpuBox = new HeldAgent(service, 'gpu-box-1', machine({ gpus: [A100(0)] }), { owner: 'acme', labels: ['a100', 'nvme'] });
+    sch.addAgent(gpuBox);
+    await settle();
+    expect(gpuBox.started.map((s) => s.job.run_name)).toEqual([run]);
+    // A second such job waits for it, and says it is busy.
+    const next = submitAs('acme', ['train', { resources: needs({ gpu: { count: 1, name: 'A100' }, labels: ['a100'] }) }]);
+    await settle();
+    expect(service.view(next).jobs[0]!.reason).toBe("waiting: needs 1× A100, labels a100 (an agent of acme); agents: other-box another owner's, cpu-1 no label a100, gpu-box-1 1× NVIDIA A100-SXM4-80GB busy");
   });
 });
