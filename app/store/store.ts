@@ -127,10 +127,11 @@ export class Store {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
     try {
+      // First, so that every later step waits for another process rather than failing at once.
+      this.db.pragma('busy_timeout = 5000');
       this.db.pragma('journal_mode = WAL');
       // In WAL mode NORMAL survives a crash of the process; only a power cut may lose the last commits.
       this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
       this.db.pragma('foreign_keys = ON');
       this.migrate();
     } catch (err) {
@@ -139,17 +140,22 @@ export class Store {
     }
   }
 
+  /**
+   * Brings the schema up to date in one write transaction, reading the version inside it: several
+   * `dstack` processes opening a new home at once take turns, and only the first migrates.
+   */
   private migrate(): void {
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
-    const row = this.db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
-    let version = row?.version ?? 0;
-    if (!row) this.db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
-    for (; version < MIGRATIONS.length; version++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[version]!);
-        this.db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
-      })();
-    }
+    this.db
+      .transaction(() => {
+        this.db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+        const row = this.db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+        if (!row) this.db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
+        for (let version = row?.version ?? 0; version < MIGRATIONS.length; version++) {
+          this.db.exec(MIGRATIONS[version]!);
+          this.db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
+        }
+      })
+      .immediate();
   }
 
   close(): void {
