@@ -1,18 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isDstackError } from '../../shared/errors.js';
+import { closeAfterTest } from '../helpers/cli.js';
 import { openService, workflow } from '../helpers/service.js';
 
-const opened: { close(): void }[] = [];
-afterEach(() => {
-  for (const o of opened.splice(0)) o.close();
-});
 
 function setup() {
   const s = openService();
-  opened.push(s);
+  closeAfterTest(s);
   const submit = (names: string[], extra: Parameters<typeof workflow>[1][] = [], executor: string | null = null) => {
     const runName = s.service.newRunName();
     s.service.submit({ repo: '/repo', workflow: names.at(-1)!, args: '--x 1', runName, plan: names.map((n, i) => workflow(n, extra[i])), executor });

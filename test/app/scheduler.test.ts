@@ -1,10 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Scheduler, type Agent, type StartedJob, type StopMode } from '../../app/scheduler/scheduler.js';
 import type { RunService } from '../../app/run-service.js';
 import type { JobRow } from '../../app/store/store.js';
 import type { JobStatus } from '../../shared/job-status.js';
 import type { Gpu, MachineResources } from '../../shared/resources.js';
 import type { Resources } from '../../shared/workflow/types.js';
+import { closeAfterTest } from '../helpers/cli.js';
 import { openService, workflow } from '../helpers/service.js';
 
 const A100 = (index: number): Gpu => ({ index, name: 'NVIDIA A100-SXM4-80GB', memoryMiB: 81920, uuid: `GPU-a100-${index}` });
@@ -54,14 +55,10 @@ const needs = (over: Partial<Resources>): Resources => ({ gpu: { count: 0 }, int
 /** Resolves once the scheduler has had a chance to look (it looks on setImmediate). */
 const settle = () => new Promise((r) => setImmediate(() => setImmediate(r)));
 
-const opened: { close(): void }[] = [];
-afterEach(() => {
-  for (const o of opened.splice(0)) o.close();
-});
 
 function setup() {
   const s = openService();
-  opened.push(s);
+  closeAfterTest(s);
   let n = 0;
   const submit = (...plan: Parameters<typeof workflow>[]) => submitAs(null, ...plan);
   const submitAs = (owner: string | null, ...plan: Parameters<typeof workflow>[]) => {
@@ -71,7 +68,7 @@ function setup() {
   };
   const scheduler = (runs?: string[]) => {
     const sch = new Scheduler(s.service, { runs });
-    opened.push(sch);
+    closeAfterTest(sch);
     return sch;
   };
   return { ...s, submit, submitAs, scheduler };

@@ -1,15 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { closeAfterTest } from '../helpers/cli.js';
 import { openService, workflow } from '../helpers/service.js';
 
-const opened: { close(): void }[] = [];
-afterEach(() => {
-  for (const o of opened.splice(0)) o.close();
-});
 
 /** A service with `n` runs submitted a second apart (some at the same instant), the newest last. */
 function withRuns(n: number) {
   const s = openService();
-  opened.push(s);
+  closeAfterTest(s);
   const names: string[] = [];
   for (let i = 0; i < n; i++) {
     const runName = `run-${String(i).padStart(4, '0')}`;

@@ -1,22 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../app/store/migrations.js';
 import { Store } from '../../app/store/store.js';
 import type { Gpu } from '../../shared/resources.js';
 import type { Resources } from '../../shared/workflow/types.js';
-import { tempDir } from '../helpers/cli.js';
+import { closeAfterTest, tempDir } from '../helpers/cli.js';
 import { workflow } from '../helpers/service.js';
 
-const stores: Store[] = [];
-afterEach(() => {
-  for (const s of stores.splice(0)) s.close();
-});
 function open(file = path.join(tempDir(), 'dstack.db')): Store {
-  const s = new Store(file);
-  stores.push(s);
-  return s;
+  return closeAfterTest(new Store(file));
 }
 function addRun(store: Store, name: string, jobs = 1, at = 1000): void {
   store.insertRun({ name, repo: '/r', workflow: 'w', args: '', submitted_at: at, executor: null, isolation: null });

@@ -23,6 +23,18 @@ export function tempDir(prefix = 'dstack-test-'): string {
   return dir;
 }
 
+const toClose: { close(): void }[] = [];
+
+/** Closes `thing` (a store, a service, a scheduler) after the test that opened it (see test/setup/temp-dirs.ts). */
+export function closeAfterTest<T extends { close(): void }>(thing: T): T {
+  toClose.push(thing);
+  return thing;
+}
+
+export function closeOpened(): void {
+  for (const thing of toClose.splice(0).reverse()) thing.close();
+}
+
 export function removeTempDirs(): void {
   for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 }

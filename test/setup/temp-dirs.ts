@@ -1,5 +1,7 @@
-import { afterAll } from 'vitest';
-import { removeTempDirs } from '../helpers/cli.js';
+import { afterAll, afterEach } from 'vitest';
+import { closeOpened, removeTempDirs } from '../helpers/cli.js';
 
-// Every test file's temporary folders (test/helpers/cli.ts tempDir) go when the file is done.
+// What a test opened (closeAfterTest) is closed after it; every test file's temporary folders
+// (tempDir) go when the file is done.
+afterEach(() => closeOpened());
 afterAll(() => removeTempDirs());
