@@ -27,6 +27,17 @@ export interface SubmitInput {
   isolation?: string | null;
   /** Whose agents may run the jobs; none in local mode. */
   owner?: string | null;
+  /** Where a remote run's code is. */
+  source?: RunSource;
+  /** Sealed secret values (see app/auth/sealed.ts), for the run's jobs. */
+  secrets?: string | null;
+}
+
+/** A remote run's code: the commit an agent fetches, and the stored patch it applies (archive key). */
+export interface RunSource {
+  repoUrl: string;
+  commit: string;
+  patch: string | null;
 }
 
 export interface RunServiceEvents {
@@ -71,9 +82,9 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     return this.archives.open(archive);
   }
 
-  /** Every tag with its run's workflow, newest first. */
-  listTags(): (TagRow & { workflow: string })[] {
-    return this.store.listTags().map((t) => ({ ...t, workflow: this.view(t.run_name).run.workflow }));
+  /** Every tag of an owner (null: local mode's) with its run's workflow, newest first. */
+  listTags(owner: string | null = null): (TagRow & { workflow: string })[] {
+    return this.store.listTags(owner ?? '').map((t) => ({ ...t, workflow: this.view(t.run_name).run.workflow }));
   }
 
   /** The artifacts a job gets from its dependencies: in-run ones and tagged runs'. */
@@ -93,7 +104,18 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   submit(input: SubmitInput): RunView {
     const now = Date.now();
     this.store.transaction(() => {
-      this.store.insertRun({ name: input.runName, repo: input.repo, workflow: input.workflow, args: input.args, submitted_at: now, executor: input.executor, isolation: input.isolation ?? null, owner: input.owner ?? null });
+      this.store.insertRun({
+        name: input.runName,
+        repo: input.repo,
+        workflow: input.workflow,
+        args: input.args,
+        submitted_at: now,
+        executor: input.executor,
+        isolation: input.isolation ?? null,
+        owner: input.owner ?? null,
+        source: input.source ? JSON.stringify(input.source) : null,
+        secrets: input.secrets ?? null,
+      });
       input.plan.forEach((wf, position) => {
         this.store.insertJob({
           id: `${input.runName}-${position}`,
@@ -113,7 +135,25 @@ export class RunService extends EventEmitter<RunServiceEvents> {
 
   setJobStatus(jobId: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null } = {}): void {
     this.store.setJobStatus(jobId, status, fields);
-    this.emit('job', this.store.getJob(jobId)!);
+    const job = this.store.getJob(jobId)!;
+    // Secrets are kept only while a job may still need them.
+    if (isFinal(status) && this.store.jobsOf(job.run_name).every((j) => isFinal(j.status))) this.store.clearSecrets(job.run_name);
+    this.emit('job', job);
+  }
+
+  /** Gives back what a job claimed on an agent (an offer that was not taken): it waits again. */
+  releaseResources(jobId: string): void {
+    this.store.releaseResources(jobId);
+  }
+
+  /** Jobs holding a claim on an agent that have not ended (a restarted server waits for their agents). */
+  jobsOnAgents(): JobRow[] {
+    return this.store.jobsOnAgents();
+  }
+
+  /** A remote run's code, or undefined for a local run. */
+  sourceOf(run: RunRow): RunSource | undefined {
+    return run.source ? (JSON.parse(run.source) as RunSource) : undefined;
   }
 
   /** Jobs waiting for an agent, oldest first (only those of `runs` when given). */
@@ -187,10 +227,10 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     return this.store.jobEvents(jobId);
   }
 
-  /** `RUN` or `:TAG` (as `dstack artifacts` takes them) to a run. */
-  resolveRunRef(ref: string): RunView {
+  /** `RUN` or `:TAG` (as `dstack artifacts` takes them) to a run of `owner` (null: local mode). */
+  resolveRunRef(ref: string, owner: string | null = null): RunView {
     if (ref.startsWith(':')) {
-      const tag = this.store.getTag(ref.slice(1));
+      const tag = this.store.getTag(owner ?? '', ref.slice(1));
       if (!tag) throw this.unknownTag(ref.slice(1));
       return this.view(tag.run_name);
     }
@@ -217,21 +257,22 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     if (!isFinal(view.status)) {
       throw new DstackError('DSTACK_ERR_RUN_ACTIVE', `run '${runName}' is still ${view.status}; tag it once it has finished`);
     }
-    const previous = this.store.getTag(tag);
+    const scope = view.run.owner ?? '';
+    const previous = this.store.getTag(scope, tag);
     this.store.transaction(() => {
-      if (previous) this.store.deleteTag(tag);
-      this.store.setTag(tag, runName);
+      if (previous) this.store.deleteTag(scope, tag);
+      this.store.setTag(scope, tag, runName);
     });
     return previous && previous.run_name !== runName ? { moved: previous.run_name } : {};
   }
 
-  untag(tag: string): void {
-    if (!this.store.deleteTag(tag)) throw this.unknownTag(tag);
+  untag(tag: string, owner: string | null = null): void {
+    if (!this.store.deleteTag(owner ?? '', tag)) throw this.unknownTag(tag);
   }
 
-  /** The job of `workflow` in the run tagged `tag`, for `depends-on: workflow:tag`. */
-  taggedJob(workflow: string, tag: string): JobRow {
-    const row = this.store.getTag(tag);
+  /** The job of `workflow` in the run of `owner` tagged `tag`, for `depends-on: workflow:tag`. */
+  taggedJob(workflow: string, tag: string, owner: string | null = null): JobRow {
+    const row = this.store.getTag(owner ?? '', tag);
     if (!row) throw this.unknownTag(tag, `depends-on '${workflow}:${tag}'`);
     const job = this.store.jobsOf(row.run_name).find((j) => j.workflow === workflow);
     if (!job) {
@@ -267,8 +308,9 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   /** The jobs whose artifacts a job gets: its in-run dependencies and tagged runs' jobs. */
   dependencyJobs(job: JobRow): JobRow[] {
     const siblings = this.store.jobsOf(job.run_name);
+    const owner = this.store.getRun(job.run_name)!.owner;
     return jobSpec(job).dependsOn.map((dep) =>
-      dep.tag ? this.taggedJob(dep.workflow, dep.tag) : siblings.find((s) => s.workflow === dep.workflow)!,
+      dep.tag ? this.taggedJob(dep.workflow, dep.tag, owner) : siblings.find((s) => s.workflow === dep.workflow)!,
     );
   }
 

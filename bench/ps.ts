@@ -42,7 +42,7 @@ function fill(home: string, count: number): void {
         store.insertJob({ id, run_name: name, workflow, position, status: 'submitted', spec, submitted_at: at });
         for (const status of ['downloading', 'running', 'uploading', 'done'] as const) store.setJobStatus(id, status, { exit_code: status === 'done' ? 0 : null });
       });
-      if (i % 50 === 0) store.setTag(`v${i}`, name);
+      if (i % 50 === 0) store.setTag('', `v${i}`, name);
     }
   });
   store.close();

@@ -80,4 +80,21 @@ export const MIGRATIONS: string[] = [
    );`,
   // The owner (a GitHub user or organisation) whose agents may run a run's jobs; null in local mode.
   `ALTER TABLE runs ADD COLUMN owner TEXT`,
+  // Remote runs: where the agent gets the code ({"repoUrl", "commit", "patch": archive key or null}),
+  // and the secret values the CLI sent, sealed with the server's key (see app/auth/sealed.ts) and
+  // cleared once the run ends. Tags belong to an owner ('' in local mode), so owners never see or
+  // move each other's tags.
+  `ALTER TABLE runs ADD COLUMN source TEXT;
+   ALTER TABLE runs ADD COLUMN secrets TEXT;
+   CREATE TABLE owned_tags (
+     owner TEXT NOT NULL,
+     name TEXT NOT NULL,
+     run_name TEXT NOT NULL REFERENCES runs(name),
+     created_at BIGINT NOT NULL,
+     PRIMARY KEY (owner, name)
+   );
+   INSERT INTO owned_tags (owner, name, run_name, created_at) SELECT '', name, run_name, created_at FROM tags;
+   DROP TABLE tags;
+   ALTER TABLE owned_tags RENAME TO tags;
+   CREATE INDEX tags_by_run ON tags(run_name);`,
 ];

@@ -17,6 +17,10 @@ export interface RunRow {
   isolation: string | null;
   /** Whose agents may run the jobs (null in local mode: this machine's). */
   owner: string | null;
+  /** Remote runs: `{repoUrl, commit, patch}` as JSON (see RunSource); null in local mode. */
+  source: string | null;
+  /** Secret values for the run's jobs, sealed with the server's key; cleared when the run ends. */
+  secrets: string | null;
 }
 
 export interface JobRow {
@@ -69,6 +73,8 @@ export interface TokenRow {
 }
 
 export interface TagRow {
+  /** Whose tag it is: '' in local mode. */
+  owner: string;
   name: string;
   run_name: string;
   created_at: number;
@@ -92,6 +98,8 @@ export interface RunPageQuery {
   limit: number;
   /** The last run of the previous page. */
   after?: RunCursor;
+  /** Only this owner's runs (a user of the server sees nothing else). */
+  owner?: string;
 }
 
 /** What a job needs, as `allocate` takes it. */
@@ -185,12 +193,21 @@ export class Store {
     return row.n;
   }
 
-  insertRun(run: Omit<RunRow, 'owner'> & { owner?: string | null }): void {
+  insertRun(run: Omit<RunRow, 'owner' | 'source' | 'secrets'> & Partial<Pick<RunRow, 'owner' | 'source' | 'secrets'>>): void {
     this
       .stmt(
-        'INSERT INTO runs (name, repo, workflow, args, submitted_at, executor, isolation, owner) VALUES (@name, @repo, @workflow, @args, @submitted_at, @executor, @isolation, @owner)',
+        'INSERT INTO runs (name, repo, workflow, args, submitted_at, executor, isolation, owner, source, secrets) VALUES (@name, @repo, @workflow, @args, @submitted_at, @executor, @isolation, @owner, @source, @secrets)',
       )
-      .run({ owner: null, ...run });
+      .run({ owner: null, source: null, secrets: null, ...run });
+  }
+
+  clearSecrets(runName: string): void {
+    this.stmt('UPDATE runs SET secrets = NULL WHERE name = ? AND secrets IS NOT NULL').run(runName);
+  }
+
+  /** Jobs that hold a claim on an agent and have not ended: what a restarted server waits to hear about. */
+  jobsOnAgents(): JobRow[] {
+    return this.stmt(`SELECT * FROM jobs WHERE agent IS NOT NULL AND status IN ${LIVE_SQL}`).all() as JobRow[];
   }
 
   setExecutor(runName: string, executor: string | null): void {
@@ -216,6 +233,10 @@ export class Store {
     const where: string[] = [];
     const params: (string | number)[] = [];
     if (query.live) where.push(`name IN (SELECT run_name FROM jobs WHERE status IN ${LIVE_SQL})`);
+    if (query.owner !== undefined) {
+      where.push('owner = ?');
+      params.push(query.owner);
+    }
     if (query.after) {
       where.push('(submitted_at < ? OR (submitted_at = ? AND name < ?))');
       params.push(query.after.submitted_at, query.after.submitted_at, query.after.name);
@@ -355,24 +376,24 @@ export class Store {
     return rows;
   }
 
-  setTag(name: string, runName: string): void {
-    this.stmt('INSERT INTO tags (name, run_name, created_at) VALUES (?, ?, ?)').run(name, runName, Date.now());
+  setTag(owner: string, name: string, runName: string): void {
+    this.stmt('INSERT INTO tags (owner, name, run_name, created_at) VALUES (?, ?, ?, ?)').run(owner, name, runName, Date.now());
   }
 
-  getTag(name: string): TagRow | undefined {
-    return this.stmt('SELECT * FROM tags WHERE name = ?').get(name) as TagRow | undefined;
+  getTag(owner: string, name: string): TagRow | undefined {
+    return this.stmt('SELECT * FROM tags WHERE owner = ? AND name = ?').get(owner, name) as TagRow | undefined;
   }
 
-  listTags(): TagRow[] {
-    return this.stmt('SELECT * FROM tags ORDER BY created_at DESC, name').all() as TagRow[];
+  listTags(owner: string): TagRow[] {
+    return this.stmt('SELECT * FROM tags WHERE owner = ? ORDER BY created_at DESC, name').all(owner) as TagRow[];
   }
 
   tagsOf(runName: string): string[] {
     return (this.stmt('SELECT name FROM tags WHERE run_name = ? ORDER BY name').all(runName) as { name: string }[]).map((r) => r.name);
   }
 
-  deleteTag(name: string): boolean {
-    return this.stmt('DELETE FROM tags WHERE name = ?').run(name).changes > 0;
+  deleteTag(owner: string, name: string): boolean {
+    return this.stmt('DELETE FROM tags WHERE owner = ? AND name = ?').run(owner, name).changes > 0;
   }
 
   jobCounts(): Partial<Record<JobStatus, number>> {

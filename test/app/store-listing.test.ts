@@ -40,8 +40,8 @@ describe('listing runs', () => {
   it('brings each run of a page with its jobs and tags', () => {
     const { service, names, store } = withRuns(3);
     store.setJobStatus(`${names[1]}-0`, 'done');
-    store.setTag('latest', names[1]!);
-    store.setTag('v1', names[1]!);
+    store.setTag('', 'latest', names[1]!);
+    store.setTag('', 'v1', names[1]!);
     const [, second] = service.listRuns({ limit: 3 });
     expect(second!.tags).toEqual(['latest', 'v1']);
     expect(second!.jobs.map((j) => j.id)).toEqual([`${names[1]}-0`]);

@@ -64,11 +64,15 @@ describe('Store', () => {
   it('keeps tags unique, artifacts and caches by path', () => {
     const store = open();
     addRun(store, 'r');
-    store.setTag('latest', 'r');
-    expect(() => store.setTag('latest', 'r')).toThrow(/UNIQUE/);
-    expect(store.tagsOf('r')).toEqual(['latest']);
-    expect(store.deleteTag('latest')).toBe(true);
-    expect(store.deleteTag('latest')).toBe(false);
+    store.setTag('', 'latest', 'r');
+    expect(() => store.setTag('', 'latest', 'r')).toThrow(/UNIQUE/);
+    // Each owner has tags of their own.
+    store.setTag('acme', 'latest', 'r');
+    expect(store.listTags('acme').map((t) => t.name)).toEqual(['latest']);
+    expect(store.tagsOf('r')).toEqual(['latest', 'latest']);
+    expect(store.deleteTag('', 'latest')).toBe(true);
+    expect(store.deleteTag('', 'latest')).toBe(false);
+    expect(store.getTag('acme', 'latest')?.run_name).toBe('r');
     store.putArtifact({ job_id: 'r-0', path: 'out', archive: 'a1', files: 1, bytes: 2 });
     store.putArtifact({ job_id: 'r-0', path: 'out', archive: 'a2', files: 3, bytes: 4 });
     expect(store.artifactsOf('r-0')).toEqual([{ job_id: 'r-0', path: 'out', archive: 'a2', files: 3, bytes: 4 }]);
