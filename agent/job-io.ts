@@ -12,6 +12,8 @@ export interface JobAssignment {
   gpus: number[];
   /** Values of the secrets the workflow refers to: put in when the job starts, masked in its log. */
   secrets: Record<string, string>;
+  /** The first log chunk's `seq` (default 1). */
+  firstLogSeq?: number;
 }
 
 /** An archive the runner unpacks into the job: a dependency's artifact or a cached folder. */

@@ -64,7 +64,7 @@ export class JobRunner {
 
   constructor(private readonly job: JobAssignment, private readonly io: JobIO, private readonly options: JobRunnerOptions) {
     this.dir = path.join(options.workRoot, job.jobId);
-    this.streamer = new LogStreamer(io.log, (paused) => (paused ? this.running?.pause() : this.running?.resume()));
+    this.streamer = new LogStreamer(io.log, (paused) => (paused ? this.running?.pause() : this.running?.resume()), job.firstLogSeq);
     this.masker = new SecretMasker(Object.values(job.secrets));
   }
 

@@ -34,7 +34,12 @@ export class LogStreamer {
   private failed = 0;
   private error: unknown;
 
-  constructor(private readonly sink: LogSink, private readonly onBackpressure?: (paused: boolean) => void) {}
+  private readonly base: number;
+
+  /** `firstSeq` is past 1 when a job runs again after an interruption, so its log goes on where it stopped. */
+  constructor(private readonly sink: LogSink, private readonly onBackpressure?: (paused: boolean) => void, firstSeq = 1) {
+    this.seq = this.base = firstSeq - 1;
+  }
 
   write(data: Buffer | string): void {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
@@ -91,6 +96,6 @@ export class LogStreamer {
   async drain(): Promise<DrainResult> {
     this.flush();
     while (this.inflight.size > 0) await Promise.all(this.inflight);
-    return { sent: this.seq, failed: this.failed, ...(this.failed > 0 ? { error: this.error } : {}) };
+    return { sent: this.seq - this.base, failed: this.failed, ...(this.failed > 0 ? { error: this.error } : {}) };
   }
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { JOB_STATUSES } from './job-status.js';
+import type { ResolvedWorkflow } from './workflow/types.js';
 
 /**
  * The app ⇄ agent protocol: one WebSocket per agent, JSON text frames `{type, …}`, each validated
@@ -56,7 +57,9 @@ const resolvedWorkflow = z.looseObject({
   ports: z.array(z.number().int()),
   env: z.record(z.string(), z.string()),
   resources: z.looseObject({}),
-});
+})
+  // Its keys were checked by the loader that made it; here only its shape is.
+  .transform((w) => w as unknown as ResolvedWorkflow);
 
 // Agent → app.
 
@@ -123,19 +126,25 @@ export const offerMessage = z.strictObject({
   api: z.strictObject({ url: z.string(), token: z.string() }),
   /** Accept within this many milliseconds, or the job goes back to the queue. */
   acceptWithinMs: z.number().int().positive(),
+  /** The `seq` of the job's first log chunk: past 1 when an interrupted job runs again, so its new log follows the old. */
+  firstLogSeq: z.number().int().positive(),
 });
 
 /** The app took the agent's accept: run the job now. Until then the agent runs nothing, so a job never runs twice. */
 export const startMessage = z.strictObject({ type: z.literal('start'), jobId });
 
-export const ackMessage = z.strictObject({ type: z.literal('ack'), jobId, seq: z.number().int().nonnegative() });
+/** Log chunks up to `seq` are stored; with `final`, the job's end is recorded too and the agent may forget the job. */
+export const ackMessage = z.strictObject({ type: z.literal('ack'), jobId, seq: z.number().int().nonnegative(), final: z.boolean().optional() });
+
+/** A fresh job token, before the one in the offer expires (jobs may run for days). */
+export const tokenMessage = z.strictObject({ type: z.literal('token'), jobId, token: z.string() });
 
 export const stopMessage = z.strictObject({ type: z.literal('stop'), jobId, mode: z.enum(['stop', 'abort']) });
 
 /** An offer withdrawn (not accepted in time, a late accept refused, the job stopped): do not run it. */
 export const cancelMessage = z.strictObject({ type: z.literal('cancel'), jobId, reason: z.string() });
 
-export const appMessage = z.discriminatedUnion('type', [welcomeMessage, offerMessage, startMessage, ackMessage, stopMessage, cancelMessage]);
+export const appMessage = z.discriminatedUnion('type', [welcomeMessage, offerMessage, startMessage, ackMessage, stopMessage, cancelMessage, tokenMessage]);
 export type AppMessage = z.infer<typeof appMessage>;
 
 /** A message that breaks the protocol; the receiver closes the socket with 1008 and this reason. */

@@ -24,6 +24,8 @@ export interface Agent {
   labels?: readonly string[];
   resources: MachineResources;
   start(job: JobRow, gpus: Gpu[]): StartedJob;
+  /** Whether it declined this job before (it is then offered elsewhere). */
+  declined?(jobId: string): boolean;
 }
 
 /** Whether an agent may take a run's job at all: the run's owner's, with every label asked for. */
@@ -71,6 +73,19 @@ export class Scheduler {
 
   removeAgent(id: string): void {
     this.agents.delete(id);
+  }
+
+  /**
+   * Takes in a job that an agent was running before this scheduler started (a restarted server's
+   * agent reconnected): stops and the run's end reach it as if it had started it.
+   */
+  adopt(job: JobRow, started: StartedJob): void {
+    if (this.running.has(job.id)) return;
+    this.running.set(job.id, { run: job.run_name, started });
+    void started.done.finally(() => {
+      this.running.delete(job.id);
+      this.wake();
+    });
   }
 
   /** Drives `run` too (for a scheduler limited to some runs). */
@@ -155,7 +170,7 @@ export class Scheduler {
   /** Starts a job on the first agent with room, or records why it waits. */
   private place(job: JobRow, owner: string | null): void {
     const need = jobSpec(job).resources;
-    const serving = [...this.agents.values()].filter((a) => serves(a, owner, need));
+    const serving = [...this.agents.values()].filter((a) => serves(a, owner, need) && !a.declined?.(job.id));
     const able = serving.filter((a) => !unmetResources(need, a.resources));
     const shortfalls: Shortfall[] = [];
     for (const agent of able) {

@@ -1,19 +1,48 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { AGENT_SOCKET_PATH } from '../../agent/connection.js';
 import { JOB_STATUSES } from '../../shared/job-status.js';
+import { JobTokens } from '../auth/job-tokens.js';
+import { Sealer } from '../auth/sealed.js';
+import { loadServerKey } from '../auth/server-key.js';
 import { Tokens, type Principal, type TokenKind } from '../auth/tokens.js';
+import { AgentHub } from '../hub/agent-hub.js';
+import { Scheduler } from '../scheduler/scheduler.js';
 import { openState, type State } from '../state.js';
+import { jobRoutes } from './job-routes.js';
 import { Counter, Gauge, Histogram, Registry } from './metrics.js';
+import { userRoutes } from './user-routes.js';
 
-export interface DstackServer {
-  http: http.Server;
-  app: express.Express;
+export interface ServerOptions {
+  dataDir: string;
+  /** An agent silent this long is lost: its jobs end `aborted`, or wait again when interruptible (default 30 s). */
+  agentLostAfterMs?: number;
+  /** An offer not accepted within this long goes back to the queue (default 5 s). */
+  acceptWithinMs?: number;
+  /** The server's URL as agents reach it, for their job requests; by default the one each agent connected to. */
+  publicUrl?: string;
+  /** Where the server says what happens to agents (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** What the routes share: the state, the scheduler over every run, and the server's keys. */
+export interface ServerContext {
   state: State;
+  scheduler: Scheduler;
   tokens: Tokens;
+  jobTokens: JobTokens;
+  sealer: Sealer;
+  hub: AgentHub;
   metrics: ReturnType<typeof serverMetrics>;
   /** Authenticates requests to routes added with it; 401 with nothing else for a missing, wrong or revoked token. */
   requireToken(kind: TokenKind): (req: Request, res: Response, next: NextFunction) => void;
+  log(line: string): void;
+}
+
+export interface DstackServer extends ServerContext {
+  http: http.Server;
+  app: express.Express;
   listen(port: number, host: string): Promise<AddressInfo>;
   close(): Promise<void>;
 }
@@ -49,10 +78,32 @@ function serverMetrics(state: State) {
  * The server (`dstack-app`): the same run service, store, logs and archives as local mode, under
  * a data folder, behind HTTP. Agents and the CLI authenticate with tokens (see app/auth/tokens.ts).
  */
-export function createServer(dataDir: string): DstackServer {
-  const state = openState(dataDir);
+export function createServer(options: ServerOptions): DstackServer {
+  const state = openState(options.dataDir);
   const tokens = new Tokens(state.store);
   const metrics = serverMetrics(state);
+  const key = loadServerKey(options.dataDir);
+  const jobTokens = new JobTokens(key);
+  const sealer = new Sealer(key);
+  const log = options.log ?? ((line: string) => process.stderr.write(`dstack-app: ${line}\n`));
+  // Offers that were out when a previous server stopped were never started: they wait again.
+  for (const job of state.service.jobsOnAgents()) if (job.status === 'submitted') state.service.releaseResources(job.id);
+  const scheduler = new Scheduler(state.service);
+  const lostAfterMs = options.agentLostAfterMs ?? 30_000;
+  const hub = new AgentHub({
+    service: state.service,
+    scheduler,
+    tokens,
+    jobTokens,
+    sealer,
+    publicUrl: options.publicUrl,
+    acceptWithinMs: options.acceptWithinMs ?? 5000,
+    lostAfterMs,
+    heartbeatMs: Math.min(10_000, Math.max(100, Math.floor(lostAfterMs / 3))),
+    observeDispatch: (seconds) => metrics.dispatch.observe(seconds),
+    onAgentsChanged: (n) => metrics.setAgentsConnected(n),
+    log,
+  });
   state.service.on('log', (_job, data) => metrics.logBytes.inc({}, data.length));
   const app = express();
   app.disable('x-powered-by');
@@ -78,19 +129,22 @@ export function createServer(dataDir: string): DstackServer {
     req.principal = principal;
     next();
   };
-  // Who a user token belongs to: what `dstack config --url --token` checks before saving them.
-  app.get('/api/user', requireToken('user'), (req, res) => {
-    res.json({ owner: req.principal!.owner });
-  });
+  app.use(jobRoutes(state.service, jobTokens));
+  const context: ServerContext = { state, scheduler, tokens, jobTokens, sealer, hub, metrics, requireToken, log };
+  const users = userRoutes(context);
+  app.use(users.router);
 
   const server = http.createServer(app);
+  server.on('upgrade', (req, socket, head) => {
+    const pathname = new URL(req.url ?? '/', 'http://x').pathname;
+    if (pathname === AGENT_SOCKET_PATH) return hub.upgrade(req, socket, head);
+    if (users.upgrade(req, socket, head)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+  });
   return {
+    ...context,
     http: server,
     app,
-    state,
-    tokens,
-    metrics,
-    requireToken,
     listen: (port, host) =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -98,6 +152,9 @@ export function createServer(dataDir: string): DstackServer {
       }),
     close: () =>
       new Promise((resolve) => {
+        hub.close();
+        users.close();
+        scheduler.close();
         server.close(() => {
           state.close();
           resolve();

@@ -1,0 +1,154 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { isFinal } from '../../shared/job-status.js';
+import { agentMessage, CLOSE, MAX_MESSAGE_BYTES, parseMessage, PROTOCOL_VERSION, ProtocolError, versionMismatch, type AgentMessage } from '../../shared/protocol.js';
+import type { Tokens } from '../auth/tokens.js';
+import { jobSpec } from '../store/store.js';
+import { AgentViolation, RemoteAgent, type HubContext } from './remote-agent.js';
+
+export interface AgentHubOptions extends HubContext {
+  tokens: Tokens;
+  /** An agent not heard from for this long is lost (default 30 s). */
+  lostAfterMs: number;
+  /** How often the hub pings each agent and looks for lost ones. */
+  heartbeatMs: number;
+  /** The server's URL as agents reach it (DSTACK_SERVER_URL); by default what each agent connected to. */
+  publicUrl?: string;
+  /** A new socket that sends no hello within this long is closed. */
+  helloWithinMs?: number;
+  onAgentsChanged?: (connected: number) => void;
+}
+
+/**
+ * The agents' side of the server: one WebSocket per agent at /api/agents/ws, authenticated by an
+ * agent token in the upgrade request. Each socket starts with `hello` (protocol version checked);
+ * the agent is then one of the scheduler's agents until it has been silent for `lostAfterMs`,
+ * across reconnects. Anything malformed closes that one socket with 1008 and a logged reason.
+ */
+export class AgentHub {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  private readonly agents = new Map<string, RemoteAgent>();
+  private readonly timer: NodeJS.Timeout;
+  /** When the hub started: jobs a previous server left on agents wait this long for them to return. */
+  private readonly startedAt = Date.now();
+  private orphansSettled = false;
+
+  constructor(private readonly options: AgentHubOptions) {
+    this.timer = setInterval(() => this.heartbeat(), options.heartbeatMs);
+    this.timer.unref();
+  }
+
+  /** Takes an HTTP upgrade request for the agent socket: 401 without a valid agent token. */
+  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const principal = this.options.tokens.verify(/^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1]);
+    if (!principal || principal.kind !== 'agent') {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":"a valid agent token is required: Authorization: Bearer TOKEN"}');
+      return;
+    }
+    const secure = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+    const base = this.options.publicUrl?.replace(/\/+$/, '') ?? `${secure}://${req.headers.host}`;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connection(ws, principal.owner, base));
+  }
+
+  /** Agents whose socket is open now. */
+  get connected(): RemoteAgent[] {
+    return [...this.agents.values()].filter((a) => a.connected);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const ws of this.wss.clients) ws.close(CLOSE.goingAway, 'server shutting down');
+    this.wss.close();
+  }
+
+  private connection(ws: WebSocket, owner: string, base: string): void {
+    let agent: RemoteAgent | undefined;
+    const helloTimer = setTimeout(() => ws.close(CLOSE.policy, 'no hello'), this.options.helloWithinMs ?? 10_000);
+    const violation = (reason: string) => {
+      this.options.log(`agent socket of ${agent?.id ?? owner} closed: ${reason}`);
+      ws.close(CLOSE.policy, reason.slice(0, 120));
+    };
+    ws.on('pong', () => {
+      if (agent) agent.lastHeard = Date.now();
+    });
+    ws.on('message', (data: RawData, isBinary) => {
+      let message: AgentMessage;
+      try {
+        message = parseMessage(agentMessage, data as Buffer, isBinary);
+        if (!agent) {
+          if (message.type !== 'hello') throw new ProtocolError(`the first message must be hello, not ${message.type}`);
+          clearTimeout(helloTimer);
+          const mismatch = versionMismatch(PROTOCOL_VERSION, message.protocol, 'app');
+          if (mismatch) throw new ProtocolError(mismatch);
+          agent = this.register(ws, owner, message, base);
+          return;
+        }
+        if (message.type === 'hello') throw new ProtocolError('hello was sent twice');
+        agent.receive(message);
+      } catch (err) {
+        if (err instanceof ProtocolError || err instanceof AgentViolation) return violation(err.message);
+        // A bug of ours on one message must not take the server down with it.
+        violation(`server error: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+    ws.on('error', (err) => this.options.log(`agent socket error: ${err.message}`));
+    ws.on('close', () => {
+      clearTimeout(helloTimer);
+      agent?.detach(ws);
+      this.changed();
+    });
+  }
+
+  private register(ws: WebSocket, owner: string, hello: Extract<AgentMessage, { type: 'hello' }>, base: string): RemoteAgent {
+    const id = `${owner}/${hello.agent.name}`;
+    let agent = this.agents.get(id);
+    if (!agent) {
+      agent = new RemoteAgent(this.options, owner, hello);
+      this.agents.set(id, agent);
+    }
+    agent.attach(ws, hello, base);
+    this.options.scheduler.addAgent(agent);
+    this.changed();
+    return agent;
+  }
+
+  private changed(): void {
+    this.options.onAgentsChanged?.(this.connected.length);
+  }
+
+  private heartbeat(): void {
+    const now = Date.now();
+    for (const ws of this.wss.clients) ws.ping();
+    for (const agent of [...this.agents.values()]) {
+      agent.refreshTokens(now);
+      const silent = now - agent.lastHeard;
+      if (silent < this.options.lostAfterMs) continue;
+      this.options.log(`agent ${agent.id} lost: silent for ${Math.round(silent / 1000)} s`);
+      this.agents.delete(agent.id);
+      this.options.scheduler.removeAgent(agent.id);
+      agent.lost(Math.round(silent / 1000));
+      agent.close();
+    }
+    this.settleOrphans(now);
+  }
+
+  /**
+   * Jobs that a previous run of the server had on agents: an agent that comes back within the
+   * liveness window takes them up again (its hello lists them); the rest are its lost jobs.
+   */
+  private settleOrphans(now: number): void {
+    if (this.orphansSettled || now - this.startedAt < this.options.lostAfterMs) return;
+    this.orphansSettled = true;
+    const { service } = this.options;
+    const held = new Set([...this.agents.values()].flatMap((a) => a.jobIds()));
+    for (const job of service.jobsOnAgents()) {
+      if (held.has(job.id) || isFinal(job.status)) continue;
+      const why = `agent ${job.agent} did not come back after the server restarted`;
+      service.releaseResources(job.id);
+      if (jobSpec(job).resources.interruptible) service.setJobStatus(job.id, 'submitted', { reason: `${why}; interruptible, so it waits to run again` });
+      else service.setJobStatus(job.id, 'aborted', { reason: why });
+    }
+    this.options.scheduler.wake();
+  }
+}

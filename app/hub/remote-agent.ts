@@ -1,0 +1,327 @@
+import { WebSocket } from 'ws';
+import { isFinal, type JobStatus } from '../../shared/job-status.js';
+import { CLOSE, type AgentMessage, type AppMessage } from '../../shared/protocol.js';
+import type { Gpu, MachineResources } from '../../shared/resources.js';
+import { referencedSecrets } from '../../shared/secrets.js';
+import { JOB_TOKEN_TTL_MS, type JobTokens } from '../auth/job-tokens.js';
+import type { Sealer } from '../auth/sealed.js';
+import { JobEndpoint } from '../job-endpoint.js';
+import type { RunService } from '../run-service.js';
+import type { Agent, Scheduler, StartedJob, StopMode } from '../scheduler/scheduler.js';
+import { jobSpec, type JobRow } from '../store/store.js';
+
+type Hello = Extract<AgentMessage, { type: 'hello' }>;
+
+/** What every remote agent shares: the run service, the scheduler, how to reach the job routes. */
+export interface HubContext {
+  service: RunService;
+  scheduler: Scheduler;
+  jobTokens: JobTokens;
+  sealer: Sealer;
+  acceptWithinMs: number;
+  observeDispatch: (seconds: number) => void;
+  log: (line: string) => void;
+}
+
+interface TrackedJob {
+  job: JobRow;
+  /** The agent accepted the offer and was told to start: the job is the agent's until it ends. */
+  accepted: boolean;
+  offeredAt: number;
+  offerTimer?: NodeJS.Timeout;
+  stop?: StopMode;
+  tokenIssuedAt: number;
+  resolve: (status: JobStatus) => void;
+}
+
+/** A message that breaks the protocol for this agent: its socket is closed with 1008 and this reason. */
+export class AgentViolation extends Error {}
+
+/**
+ * One runner agent as the scheduler sees it (an Agent), across its connections: it outlives a
+ * dropped socket, so an agent that reconnects within the liveness window picks its jobs up again.
+ * It turns the scheduler's `start` into offer → accept → start, and the agent's messages about its
+ * jobs into the run service's status changes and log chunks, checking that each job is this
+ * agent's.
+ */
+export class RemoteAgent implements Agent {
+  readonly id: string;
+  readonly name: string;
+  readonly owner: string;
+  labels: readonly string[];
+  resources: MachineResources;
+  version: string;
+  private socket: WebSocket | undefined;
+  private readonly jobs = new Map<string, TrackedJob>();
+  private readonly declinedJobs = new Set<string>();
+  /** When the agent was last heard from (a message or a pong). */
+  lastHeard = Date.now();
+  /** The server's base URL as this agent reaches it, for the job routes in its offers. */
+  private apiBase = '';
+
+  constructor(private readonly ctx: HubContext, owner: string, hello: Hello) {
+    this.owner = owner;
+    this.name = hello.agent.name;
+    this.id = `${owner}/${hello.agent.name}`;
+    this.labels = hello.agent.labels;
+    this.resources = hello.agent.resources;
+    this.version = hello.agent.version;
+  }
+
+  get connected(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  /** Jobs the agent holds now (offered or running). */
+  get jobCount(): number {
+    return this.jobs.size;
+  }
+
+  declined(jobId: string): boolean {
+    return this.declinedJobs.has(jobId);
+  }
+
+  /**
+   * Takes a new connection of this agent: what it runs goes on, what it no longer knows of is
+   * aborted, what the server no longer runs it is told to forget.
+   */
+  attach(socket: WebSocket, hello: Hello, apiBase: string): void {
+    const previous = this.socket;
+    this.socket = socket;
+    this.apiBase = apiBase;
+    if (previous && previous !== socket && previous.readyState === WebSocket.OPEN) previous.close(CLOSE.normal, 'replaced by a new connection of the same agent');
+    this.labels = hello.agent.labels;
+    this.resources = hello.agent.resources;
+    this.version = hello.agent.version;
+    this.lastHeard = Date.now();
+    this.declinedJobs.clear();
+
+    const forget: string[] = [];
+    const held = new Set<string>();
+    for (const { jobId } of hello.running) {
+      const job = this.ctx.service.job(jobId);
+      if (!job || job.agent !== this.id || isFinal(job.status)) {
+        forget.push(jobId);
+        continue;
+      }
+      held.add(jobId);
+      let tracked = this.jobs.get(jobId);
+      if (!tracked) {
+        // The server restarted while the agent ran this job: take it in again.
+        tracked = this.track(job, true);
+        this.ctx.scheduler.adopt(job, { done: this.doneOf(tracked), stop: (mode) => this.stopJob(jobId, mode) });
+      }
+      tracked.accepted = true;
+      clearTimeout(tracked.offerTimer);
+    }
+    this.send({ type: 'welcome', protocol: 1, agentId: this.id, forget });
+    for (const [jobId, tracked] of this.jobs) {
+      if (held.has(jobId)) {
+        this.send({ type: 'ack', jobId, seq: this.ctx.service.lastLogSeq(jobId) });
+        if (tracked.stop) this.send({ type: 'stop', jobId, mode: tracked.stop });
+      } else if (tracked.accepted) {
+        this.endJob(jobId, 'aborted', `agent ${this.name} restarted and no longer runs it`);
+      } else {
+        this.withdraw(jobId, 'the agent reconnected');
+      }
+    }
+  }
+
+  /** The jobs it holds (offered or running). */
+  jobIds(): string[] {
+    return [...this.jobs.keys()];
+  }
+
+  /** Drops its socket (the agent was lost: it must connect again, and is then a new agent). */
+  close(): void {
+    this.socket?.terminate();
+    this.socket = undefined;
+  }
+
+  /** The socket closed; the hub calls `lost()` if the agent does not come back in time. */
+  detach(socket: WebSocket): void {
+    if (this.socket === socket) this.socket = undefined;
+  }
+
+  /**
+   * The agent was silent too long: its running jobs end `aborted`, or wait for another agent when
+   * their workflow is `interruptible`; offers not yet accepted go back to the queue.
+   */
+  lost(silentSeconds: number): void {
+    for (const [jobId, tracked] of [...this.jobs]) {
+      if (!tracked.accepted) {
+        this.withdraw(jobId, 'the agent was lost');
+        continue;
+      }
+      const why = `agent ${this.name} was lost (silent for ${silentSeconds} s)`;
+      if (jobSpec(tracked.job).resources.interruptible) this.requeue(jobId, `${why}; interruptible, so it waits to run again`);
+      else this.endJob(jobId, 'aborted', why);
+    }
+  }
+
+  start(job: JobRow, gpus: Gpu[]): StartedJob {
+    const { service, sealer, jobTokens } = this.ctx;
+    const run = service.view(job.run_name).run;
+    const source = service.sourceOf(run);
+    if (!source) throw new Error(`run ${run.name} has no code for a remote agent`);
+    const workflow = jobSpec(job);
+    const values = run.secrets ? sealer.open(run.secrets) : {};
+    const secrets = Object.fromEntries(referencedSecrets(workflow).map((name) => [name, values[name] ?? '']));
+    const tracked = this.track(job, false);
+    const sent = this.send({
+      type: 'offer',
+      jobId: job.id,
+      runName: job.run_name,
+      workflow,
+      gpus: gpus.map((g) => g.uuid),
+      secrets,
+      source: { repoUrl: source.repoUrl, commit: source.commit, patch: source.patch !== null },
+      api: { url: this.apiBase, token: jobTokens.issue(job.id) },
+      acceptWithinMs: this.ctx.acceptWithinMs,
+      firstLogSeq: service.lastLogSeq(job.id) + 1,
+    });
+    if (!sent) this.declinedJobs.add(job.id);
+    tracked.offerTimer = setTimeout(() => this.withdraw(job.id, `not accepted within ${this.ctx.acceptWithinMs} ms`), sent ? this.ctx.acceptWithinMs : 0);
+    return { done: this.doneOf(tracked), stop: (mode) => this.stopJob(job.id, mode) };
+  }
+
+  /** Handles one message of this agent about one of its jobs. */
+  receive(message: Exclude<AgentMessage, { type: 'hello' }>): void {
+    this.lastHeard = Date.now();
+    const tracked = this.jobs.get(message.jobId);
+    switch (message.type) {
+      case 'accept': {
+        if (!tracked || tracked.accepted) {
+          // Too late: the offer went back to the queue (and maybe to another agent).
+          this.send({ type: 'cancel', jobId: message.jobId, reason: 'the offer was withdrawn' });
+          return;
+        }
+        clearTimeout(tracked.offerTimer);
+        tracked.accepted = true;
+        this.send({ type: 'start', jobId: message.jobId });
+        this.ctx.observeDispatch((Date.now() - tracked.offeredAt) / 1000);
+        if (tracked.stop) this.send({ type: 'stop', jobId: message.jobId, mode: tracked.stop });
+        return;
+      }
+      case 'reject':
+        if (!tracked || tracked.accepted) return;
+        this.declinedJobs.add(message.jobId);
+        this.withdraw(message.jobId, `declined: ${message.reason}`);
+        return;
+      case 'status':
+        return this.onStatus(this.own(tracked, message.jobId), message);
+      case 'log':
+        return this.onLog(this.own(tracked, message.jobId), message.seq, Buffer.from(message.data, 'base64'));
+      case 'port':
+        this.own(tracked, message.jobId);
+        this.ctx.service.portOpen(message.jobId, message.port);
+        return;
+    }
+  }
+
+  /** Sends running jobs a fresh token once half of the old one's life has passed. */
+  refreshTokens(now = Date.now()): void {
+    for (const [jobId, tracked] of this.jobs) {
+      if (!tracked.accepted || now - tracked.tokenIssuedAt < JOB_TOKEN_TTL_MS / 2) continue;
+      if (this.send({ type: 'token', jobId, token: this.ctx.jobTokens.issue(jobId) })) tracked.tokenIssuedAt = now;
+    }
+  }
+
+  send(message: AppMessage): boolean {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  private own(tracked: TrackedJob | undefined, jobId: string): TrackedJob {
+    if (!tracked || !tracked.accepted) throw new AgentViolation(`message about job ${jobId.slice(0, 60)}, which is not this agent's`);
+    return tracked;
+  }
+
+  private onStatus(tracked: TrackedJob, message: Extract<AgentMessage, { type: 'status' }>): void {
+    const { service } = this.ctx;
+    const jobId = tracked.job.id;
+    const current = service.job(jobId)!;
+    if (!isFinal(current.status) && (current.status !== message.status || isFinal(message.status))) {
+      if (message.status === 'submitted') throw new AgentViolation(`job ${jobId} cannot go back to submitted`);
+      service.setJobStatus(jobId, message.status, { reason: message.reason ?? null, exit_code: message.exitCode ?? null });
+    }
+    if (!isFinal(message.status)) return;
+    // The end is recorded (or was already): the agent may forget the job.
+    this.send({ type: 'ack', jobId, seq: service.lastLogSeq(jobId), final: true });
+    this.settle(jobId, service.job(jobId)!.status);
+  }
+
+  private onLog(tracked: TrackedJob, seq: number, data: Buffer): void {
+    const jobId = tracked.job.id;
+    const endpoint = new JobEndpoint(this.ctx.service, tracked.job, '');
+    const last = this.ctx.service.lastLogSeq(jobId);
+    // Chunks come in order on one socket, and after a reconnect from the last ack: a gap means a
+    // lost chunk, which must not be skipped (a later resend of it would be taken for a duplicate).
+    if (seq > last + 1) throw new AgentViolation(`log chunk ${seq} of job ${jobId} came after ${last}: send chunks in order`);
+    const acked = seq <= last ? last : endpoint.appendLog(seq, data);
+    this.send({ type: 'ack', jobId, seq: acked });
+  }
+
+  private track(job: JobRow, accepted: boolean): TrackedJob {
+    let resolve!: (status: JobStatus) => void;
+    const done = new Promise<JobStatus>((r) => (resolve = r));
+    const tracked: TrackedJob = { job, accepted, offeredAt: Date.now(), tokenIssuedAt: Date.now(), resolve };
+    this.dones.set(tracked, done);
+    this.jobs.set(job.id, tracked);
+    return tracked;
+  }
+
+  private readonly dones = new WeakMap<TrackedJob, Promise<JobStatus>>();
+
+  private doneOf(tracked: TrackedJob): Promise<JobStatus> {
+    return this.dones.get(tracked)!;
+  }
+
+  private stopJob(jobId: string, mode: StopMode): void {
+    const tracked = this.jobs.get(jobId);
+    if (!tracked) return;
+    if (!tracked.accepted) {
+      clearTimeout(tracked.offerTimer);
+      this.send({ type: 'cancel', jobId, reason: 'the run was stopped' });
+      this.endJob(jobId, mode === 'abort' ? 'aborted' : 'stopped', 'stopped before it started');
+      return;
+    }
+    if (tracked.stop === 'abort') return;
+    tracked.stop = mode;
+    // Sent now, or when the agent is back.
+    this.send({ type: 'stop', jobId, mode });
+  }
+
+  /** Takes an offer back: the job waits in the queue again. */
+  private withdraw(jobId: string, why: string): void {
+    const tracked = this.jobs.get(jobId);
+    if (!tracked || tracked.accepted) return;
+    clearTimeout(tracked.offerTimer);
+    this.send({ type: 'cancel', jobId, reason: why });
+    this.ctx.log(`agent ${this.id}: offer of ${jobId} withdrawn: ${why}`);
+    this.requeue(jobId, `waiting: agent ${this.name} did not take it (${why})`);
+  }
+
+  private requeue(jobId: string, reason: string): void {
+    const { service } = this.ctx;
+    service.releaseResources(jobId);
+    if (!isFinal(service.job(jobId)!.status)) service.setJobStatus(jobId, 'submitted', { reason });
+    this.settle(jobId, 'submitted');
+  }
+
+  private endJob(jobId: string, status: JobStatus, reason: string): void {
+    const { service } = this.ctx;
+    if (!isFinal(service.job(jobId)!.status)) service.setJobStatus(jobId, status, { reason });
+    this.settle(jobId, status);
+  }
+
+  private settle(jobId: string, status: JobStatus): void {
+    const tracked = this.jobs.get(jobId);
+    if (!tracked) return;
+    clearTimeout(tracked.offerTimer);
+    this.jobs.delete(jobId);
+    tracked.resolve(status);
+  }
+}

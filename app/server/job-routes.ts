@@ -1,0 +1,110 @@
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import { pipeline } from 'node:stream/promises';
+import { isDstackError } from '../../shared/errors.js';
+import { isFinal } from '../../shared/job-status.js';
+import { TarMemberCheck } from '../../shared/tar-member-check.js';
+import type { JobTokens } from '../auth/job-tokens.js';
+import { JobEndpoint, type JobArchive } from '../job-endpoint.js';
+import type { RunService } from '../run-service.js';
+import { jobSpec } from '../store/store.js';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    endpoint?: JobEndpoint;
+  }
+}
+
+/**
+ * The HTTP side of a job on a remote agent: its code patch, its dependencies' artifacts and its
+ * caches going in, its artifacts and caches coming out, all streamed. Each request carries the
+ * job's own short-lived token (see app/auth/job-tokens.ts), good for that job only and only until
+ * it ends; anything else is 401.
+ */
+export function jobRoutes(service: RunService, jobTokens: JobTokens): Router {
+  const router = Router();
+
+  const authorise = (req: Request, res: Response, next: NextFunction) => {
+    const jobId = jobTokens.verify(/^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1]);
+    const job = jobId === req.params.id ? service.job(jobId) : undefined;
+    if (!job || isFinal(job.status)) {
+      res.status(401).json({ error: 'a valid token for this job is required: Authorization: Bearer TOKEN (it ends with the job)' });
+      return;
+    }
+    req.endpoint = new JobEndpoint(service, job, service.view(job.run_name).run.repo);
+    next();
+  };
+
+  router.get('/api/jobs/:id/patch', authorise, (req, res, next) => {
+    const run = service.view(req.endpoint!.job.run_name).run;
+    const patch = service.sourceOf(run)?.patch;
+    if (!patch) {
+      res.status(404).json({ error: `run ${run.name} has no patch` });
+      return;
+    }
+    stream(res, service.openArchive(patch), 'application/octet-stream').catch(next);
+  });
+
+  const inputs = (endpoint: JobEndpoint): Record<string, JobArchive[]> => ({ dependencies: endpoint.dependencies(), caches: endpoint.caches() });
+
+  router.get('/api/jobs/:id/inputs', authorise, (req, res) => {
+    const id = encodeURIComponent(req.params.id as string);
+    const list = inputs(req.endpoint!);
+    res.json(
+      Object.fromEntries(Object.entries(list).map(([kind, archives]) => [kind, archives.map((a, i) => ({ path: a.path, url: `/api/jobs/${id}/inputs/${kind}/${i}` }))])),
+    );
+  });
+
+  router.get('/api/jobs/:id/inputs/:kind/:index', authorise, (req, res, next) => {
+    const archive = inputs(req.endpoint!)[req.params.kind as string]?.[Number(req.params.index)];
+    if (!archive) {
+      res.status(404).json({ error: 'no such input' });
+      return;
+    }
+    stream(res, req.endpoint!.open(archive.archive), 'application/x-tar').catch(next);
+  });
+
+  /** An artifact or a cache, checked member by member as it streams in: a refused archive leaves nothing. */
+  const upload = (kind: 'artifacts' | 'cache') => async (req: Request, res: Response) => {
+    const endpoint = req.endpoint!;
+    const spec = jobSpec(endpoint.job);
+    const target = String(req.query.path ?? '');
+    const files = Number(req.query.files ?? 0);
+    const bytes = Number(req.query.bytes ?? 0);
+    if (!spec[kind].includes(target)) {
+      res.status(400).json({ error: `'${target}' is not one of the workflow's ${kind === 'cache' ? 'cached paths' : 'artifacts'}`, code: 'DSTACK_ERR_USAGE' });
+      return;
+    }
+    if (!Number.isSafeInteger(files) || !Number.isSafeInteger(bytes) || files < 0 || bytes < 0) {
+      res.status(400).json({ error: 'files and bytes must be whole numbers', code: 'DSTACK_ERR_USAGE' });
+      return;
+    }
+    const checked = new TarMemberCheck();
+    req.on('error', (err) => checked.destroy(err));
+    req.pipe(checked);
+    try {
+      if (kind === 'cache') await endpoint.putCache(target, checked, { bytes });
+      else await endpoint.putArtifact(target, checked, { files, bytes });
+      res.status(204).end();
+    } catch (err) {
+      if (isDstackError(err)) res.status(400).json({ error: err.message, code: err.code });
+      else res.status(500).json({ error: `could not store the upload: ${err instanceof Error ? err.message : String(err)}` });
+      // What the client still sends is not read: close the connection once the answer is out.
+      res.on('finish', () => req.socket.destroy());
+    }
+  };
+  router.put('/api/jobs/:id/artifacts', authorise, upload('artifacts'));
+  router.put('/api/jobs/:id/caches', authorise, upload('cache'));
+
+  return router;
+}
+
+/** Streams a file out; an error after the headers are sent cuts the response, so a download is never taken as whole. */
+async function stream(res: Response, source: NodeJS.ReadableStream, type: string): Promise<void> {
+  res.type(type);
+  try {
+    await pipeline(source, res);
+  } catch (err) {
+    if (!res.headersSent) throw err;
+    res.destroy();
+  }
+}
