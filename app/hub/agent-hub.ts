@@ -27,7 +27,9 @@ export interface AgentHubOptions extends HubContext {
  * across reconnects. Anything malformed closes that one socket with 1008 and a logged reason.
  */
 export class AgentHub {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  // Twice the limit, so a message just over it is read and refused with 1008 and a reason
+  // (parseMessage); one far over it is cut off by ws itself with 1009, unread.
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 2 * MAX_MESSAGE_BYTES });
   private readonly agents = new Map<string, RemoteAgent>();
   private readonly timer: NodeJS.Timeout;
   /** When the hub started: jobs a previous server left on agents wait this long for them to return. */
@@ -58,6 +60,7 @@ export class AgentHub {
 
   close(): void {
     clearInterval(this.timer);
+    for (const agent of this.agents.values()) agent.close();
     for (const ws of this.wss.clients) ws.close(CLOSE.goingAway, 'server shutting down');
     this.wss.close();
   }

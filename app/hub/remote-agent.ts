@@ -132,8 +132,9 @@ export class RemoteAgent implements Agent {
     return [...this.jobs.keys()];
   }
 
-  /** Drops its socket (the agent was lost: it must connect again, and is then a new agent). */
+  /** Drops its socket and timers (the agent was lost, or the server stops); a later connection is a new agent. */
   close(): void {
+    for (const tracked of this.jobs.values()) clearTimeout(tracked.offerTimer);
     this.socket?.terminate();
     this.socket = undefined;
   }
@@ -191,11 +192,14 @@ export class RemoteAgent implements Agent {
     const tracked = this.jobs.get(message.jobId);
     switch (message.type) {
       case 'accept': {
-        if (!tracked || tracked.accepted) {
+        if (!tracked) {
           // Too late: the offer went back to the queue (and maybe to another agent).
           this.send({ type: 'cancel', jobId: message.jobId, reason: 'the offer was withdrawn' });
           return;
         }
+        // A late accept of an earlier offer of this job to this agent took the new offer: the
+        // agent's accept of that one is a repeat, and the job it runs must not be cancelled.
+        if (tracked.accepted) return;
         clearTimeout(tracked.offerTimer);
         tracked.accepted = true;
         this.send({ type: 'start', jobId: message.jobId });

@@ -1,0 +1,292 @@
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { createServer, type DstackServer } from '../../app/server/server.js';
+import { CLOSE, MAX_MESSAGE_BYTES } from '../../shared/protocol.js';
+import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
+import { tempDir, waitFor } from '../helpers/cli.js';
+import { ProtocolClient } from '../helpers/protocol-client.js';
+import { workflow } from '../helpers/service.js';
+
+const servers: DstackServer[] = [];
+const clients: ProtocolClient[] = [];
+
+interface Setup {
+  server: DstackServer;
+  url: string;
+  logs: string[];
+  agentToken(owner?: string): string;
+  submit(plan?: ResolvedWorkflow[], owner?: string): string;
+  job(id: string): ReturnType<DstackServer['state']['service']['job']> & object;
+  agent(options?: Parameters<typeof ProtocolClient.connect>[2] & { owner?: string; token?: string }): Promise<ProtocolClient>;
+}
+
+let runs = 0;
+
+async function setup(options: { dataDir?: string; lostAfterMs?: number; acceptWithinMs?: number } = {}): Promise<Setup> {
+  const logs: string[] = [];
+  const server = createServer({
+    dataDir: options.dataDir ?? tempDir(),
+    agentLostAfterMs: options.lostAfterMs ?? 60_000,
+    acceptWithinMs: options.acceptWithinMs ?? 5000,
+    log: (line) => logs.push(line),
+  });
+  servers.push(server);
+  const address: AddressInfo = await server.listen(0, '127.0.0.1');
+  const url = `http://127.0.0.1:${address.port}`;
+  const tokens = new Map<string, string>();
+  const agentToken = (owner = 'acme') => {
+    if (!tokens.has(owner)) tokens.set(owner, server.tokens.create(owner, 'agent').token);
+    return tokens.get(owner)!;
+  };
+  return {
+    server,
+    url,
+    logs,
+    agentToken,
+    submit(plan = [workflow('train')], owner = 'acme') {
+      const runName = `hub-run-${++runs}`;
+      server.state.service.submit({
+        repo: 'https://example.invalid/acme/repo.git',
+        workflow: plan.at(-1)!.name,
+        args: '',
+        runName,
+        plan,
+        executor: null,
+        owner,
+        source: { repoUrl: 'https://example.invalid/acme/repo.git', commit: 'a'.repeat(40), patch: null },
+      });
+      return runName;
+    },
+    job: (id) => server.state.service.job(id)!,
+    async agent(o = {}) {
+      const client = await ProtocolClient.connect(url, o.token ?? agentToken(o.owner), o);
+      clients.push(client);
+      return client;
+    },
+  };
+}
+
+/** Closes what a test opened (servers last, so their sockets close first). */
+async function cleanup(): Promise<void> {
+  for (const c of clients.splice(0)) c.close();
+  for (const s of servers.splice(0)) await s.close().catch(() => {});
+}
+
+describe('the agent hub', () => {
+  it('refuses the socket without a valid agent token: none, wrong, a user token, a revoked one', async () => {
+    const { url, server, agentToken } = await setup();
+    try {
+      const user = server.tokens.create('acme', 'user').token;
+      const revoked = server.tokens.create('acme', 'agent');
+      server.tokens.revoke(revoked.id);
+      for (const token of ['', 'dstack_wrong', user, revoked.token]) {
+        expect(await ProtocolClient.open(url, token)).toEqual({ status: 401 });
+      }
+      expect(await ProtocolClient.open(url, agentToken())).toBeInstanceOf(ProtocolClient);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("offers a job only to its owner's agents, runs it once accepted, stores its log and acks its end", async () => {
+    const s = await setup();
+    try {
+      const other = await s.agent({ owner: 'globex', name: 'other' });
+      const box = await s.agent({ name: 'box' });
+      const run = s.submit();
+      const jobId = `${run}-0`;
+      const offer = await box.next('offer', jobId);
+      expect(offer).toMatchObject({ runName: run, gpus: [], firstLogSeq: 1, source: { commit: 'a'.repeat(40), patch: false } });
+      expect(offer.api.url).toBe(s.url);
+      await box.take(jobId);
+      box.status(jobId, 'running');
+      box.log(jobId, 1, 'hello\n');
+      expect(await box.next('ack', jobId)).toMatchObject({ seq: 1 });
+      box.log(jobId, 2, 'world\n');
+      expect(await box.next('ack', jobId)).toMatchObject({ seq: 2 });
+      box.status(jobId, 'done', { exitCode: 0 });
+      expect(await box.next('ack', jobId)).toEqual({ type: 'ack', jobId, seq: 2, final: true });
+      expect(s.job(jobId)).toMatchObject({ status: 'done', exit_code: 0, agent: 'acme/box' });
+      expect(s.server.state.service.readLog(jobId, 0).toString()).toBe('hello\nworld\n');
+      expect(other.received.filter((m) => m.type === 'offer')).toEqual([]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('takes back an offer not accepted in time, offers it elsewhere when declined, and refuses a late accept', async () => {
+    const s = await setup({ acceptWithinMs: 300 });
+    try {
+      const slow = await s.agent({ name: 'slow' });
+      const run = s.submit();
+      const jobId = `${run}-0`;
+      await slow.next('offer', jobId);
+      expect(await slow.next('cancel', jobId)).toMatchObject({ reason: 'not accepted within 300 ms' });
+      await slow.next('offer', jobId);
+      const fast = await s.agent({ name: 'fast' });
+      slow.send({ type: 'reject', jobId, reason: 'busy' });
+      expect(await slow.next('cancel', jobId)).toMatchObject({ reason: 'declined: busy' });
+      await fast.next('offer', jobId);
+      await fast.take(jobId);
+      slow.send({ type: 'accept', jobId });
+      expect(await slow.next('cancel', jobId)).toMatchObject({ reason: 'the offer was withdrawn' });
+      expect(slow.received.some((m) => m.type === 'start')).toBe(false);
+      expect(s.job(jobId).agent).toBe('acme/fast');
+      const reasons = s.server.state.service.jobEvents(jobId).map((e) => e.reason);
+      expect(reasons).toContain('waiting: agent slow did not take it (not accepted within 300 ms)');
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('closes the socket of an agent that breaks the protocol with 1008 and a reason, and serves the others', async () => {
+    const s = await setup();
+    try {
+      const cases: [string, (c: ProtocolClient) => void, RegExp][] = [
+        ['not JSON', (c) => c.sendRaw('{nope'), /not JSON/],
+        ['an unknown type', (c) => c.send({ type: 'launch', jobId: 'x' }), /invalid 'launch' message/],
+        ['a binary frame', (c) => c.sendRaw(Buffer.from([1, 2, 3])), /binary frames/],
+        ['an oversized message', (c) => c.sendRaw('x'.repeat(MAX_MESSAGE_BYTES + 10)), /.*/],
+      ];
+      for (const [what, send, reason] of cases) {
+        const bad = await s.agent({ name: 'bad' });
+        send(bad);
+        const closed = await bad.waitClosed();
+        expect(closed.code, what).toBe(CLOSE.policy);
+        expect(closed.reason, what).toMatch(reason);
+      }
+      const first = await ProtocolClient.open(s.url, s.agentToken());
+      if (!(first instanceof ProtocolClient)) throw new Error('refused');
+      clients.push(first);
+      first.send({ type: 'accept', jobId: 'x' });
+      expect(await first.waitClosed()).toEqual({ code: CLOSE.policy, reason: 'the first message must be hello, not accept' });
+
+      const future = await ProtocolClient.open(s.url, s.agentToken());
+      if (!(future instanceof ProtocolClient)) throw new Error('refused');
+      clients.push(future);
+      future.send({ type: 'hello', protocol: 2, agent: { name: 'new', version: '9', labels: [], resources: { cpus: 1, memoryMiB: 1, gpus: [] } }, running: [] });
+      expect(await future.waitClosed()).toEqual({ code: CLOSE.policy, reason: 'protocol 2 is not 1: upgrade the server (dstack-app)' });
+
+      // A message about a job that is not this agent's.
+      const good = await s.agent({ name: 'good' });
+      const run = s.submit();
+      const jobId = `${run}-0`;
+      await good.next('offer', jobId);
+      await good.take(jobId);
+      const intruder = await s.agent({ name: 'intruder' });
+      intruder.status(jobId, 'failed', { exitCode: 1 });
+      expect(await intruder.waitClosed()).toMatchObject({ code: CLOSE.policy, reason: `message about job ${jobId}, which is not this agent's` });
+      expect(s.job(jobId).status).not.toBe('failed');
+      good.status(jobId, 'done', { exitCode: 0 });
+      await good.next('ack', jobId);
+      expect(s.job(jobId).status).toBe('done');
+      expect(s.logs.some((l) => l.includes('which is not this agent'))).toBe(true);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('drops a log chunk sent again, and closes the socket on a chunk that comes after a gap', async () => {
+    const s = await setup();
+    try {
+      const box = await s.agent();
+      const jobId = `${s.submit()}-0`;
+      await box.next('offer', jobId);
+      await box.take(jobId);
+      box.log(jobId, 1, 'one\n');
+      box.log(jobId, 1, 'one\n');
+      box.log(jobId, 2, 'two\n');
+      expect((await box.next('ack', jobId)).seq).toBe(1);
+      expect((await box.next('ack', jobId)).seq).toBe(1);
+      expect((await box.next('ack', jobId)).seq).toBe(2);
+      box.log(jobId, 4, 'four\n');
+      expect(await box.waitClosed()).toMatchObject({ code: CLOSE.policy, reason: expect.stringContaining('came after 2: send chunks in order') });
+      expect(s.server.state.service.readLog(jobId, 0).toString()).toBe('one\ntwo\n');
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('aborts the running job of an agent silent past the liveness window, and runs an interruptible one again elsewhere', async () => {
+    const s = await setup({ lostAfterMs: 600 });
+    try {
+      const box = await s.agent({ name: 'box' });
+      const plain = `${s.submit([workflow('plain')])}-0`;
+      const spot = `${s.submit([workflow('spot', { resources: { gpu: { count: 0 }, interruptible: true } })])}-0`;
+      for (const id of [plain, spot]) {
+        await box.next('offer', id);
+        await box.take(id);
+        box.status(id, 'running');
+      }
+      await waitFor(() => s.job(spot).status === 'running', 5000, 'the jobs to run');
+      box.close();
+      await waitFor(() => s.job(plain).status === 'aborted', 10_000, 'the job to be aborted');
+      expect(s.job(plain).reason).toMatch(/^agent box was lost \(silent for \d+ s\)$/);
+      await waitFor(() => s.job(spot).status === 'submitted', 10_000, 'the interruptible job to wait again');
+      expect(s.job(spot).reason).toMatch(/interruptible, so it waits to run again|waiting/);
+      const spare = await s.agent({ name: 'spare' });
+      await spare.next('offer', spot);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('lets an agent that reconnects in time go on with its job: the log resumes after the last ack', async () => {
+    const s = await setup({ lostAfterMs: 5000 });
+    try {
+      const box = await s.agent({ name: 'box' });
+      const jobId = `${s.submit()}-0`;
+      await box.next('offer', jobId);
+      await box.take(jobId);
+      box.status(jobId, 'running');
+      box.log(jobId, 1, 'before\n');
+      await box.next('ack', jobId);
+      box.close();
+      const again = await s.agent({ name: 'box', running: [{ jobId, acked: 1 }] });
+      expect(again.received.find((m) => m.type === 'welcome')).toBeUndefined(); // taken by connect()
+      expect(await again.next('ack', jobId)).toMatchObject({ seq: 1 });
+      again.log(jobId, 2, 'after\n');
+      again.status(jobId, 'done', { exitCode: 0 });
+      expect(await again.next('ack', jobId)).toMatchObject({ seq: 2 });
+      expect(await again.next('ack', jobId)).toMatchObject({ final: true });
+      expect(s.server.state.service.readLog(jobId, 0).toString()).toBe('before\nafter\n');
+      expect(s.job(jobId).status).toBe('done');
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('after a restart, takes running jobs back from agents that return and aborts those of agents that do not', async () => {
+    const dataDir = tempDir();
+    const first = await setup({ dataDir });
+    const back = await first.agent({ name: 'back', labels: ['back'] });
+    const gone = await first.agent({ name: 'gone', labels: ['gone'] });
+    const on = (label: string) => ({ resources: { gpu: { count: 0 }, interruptible: false, labels: [label] } });
+    const kept = `${first.submit([workflow('kept', on('back'))])}-0`;
+    await back.next('offer', kept);
+    await back.take(kept);
+    back.status(kept, 'running');
+    const lost = `${first.submit([workflow('lost', on('gone'))])}-0`;
+    await gone.next('offer', lost);
+    await gone.take(lost);
+    gone.status(lost, 'running');
+    await waitFor(() => first.job(lost).status === 'running', 5000, 'both jobs to run');
+    await cleanup();
+
+    const second = await setup({ dataDir, lostAfterMs: 800 });
+    try {
+      const token = second.server.tokens.create('acme', 'agent').token;
+      const returned = await second.agent({ name: 'back', labels: ['back'], token, running: [{ jobId: kept, acked: 0 }] });
+      expect(await returned.next('ack', kept)).toMatchObject({ seq: 0 });
+      await waitFor(() => second.job(lost).status === 'aborted', 10_000, 'the lost job to be aborted');
+      expect(second.job(lost).reason).toBe('agent acme/gone did not come back after the server restarted');
+      returned.log(kept, 1, 'still here\n');
+      returned.status(kept, 'done', { exitCode: 0 });
+      await returned.next('ack', kept);
+      expect(await returned.next('ack', kept)).toMatchObject({ final: true });
+      expect(second.job(kept).status).toBe('done');
+    } finally {
+      await cleanup();
+    }
+  });
+});
