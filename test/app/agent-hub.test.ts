@@ -109,6 +109,11 @@ describe('the agent hub', () => {
       expect(s.job(jobId)).toMatchObject({ status: 'done', exit_code: 0, agent: 'acme/box' });
       expect(s.server.state.service.readLog(jobId, 0).toString()).toBe('hello\nworld\n');
       expect(other.received.filter((m) => m.type === 'offer')).toEqual([]);
+      const metrics = await (await fetch(`${s.url}/metrics`)).text();
+      expect(metrics).toContain('dstack_agents_connected 2');
+      expect(metrics).toContain('dstack_dispatch_latency_seconds_count 1');
+      expect(metrics).toMatch(/dstack_jobs\{status="done"\} 1/);
+      expect(metrics).toContain('dstack_log_bytes_total 12');
     } finally {
       await cleanup();
     }
