@@ -51,12 +51,13 @@ export function describeNeed(need: Resources): string {
  */
 export function waitingForAgents(need: Resources, owner: string | null, agents: readonly AgentView[], shortfalls: readonly Shortfall[]): string {
   const head = `waiting: needs ${describeNeed(need)}${owner ? ` (an agent of ${owner})` : ''}`;
-  if (agents.length === 0) return `${head}; no agent is connected`;
+  // Other owners' agents are theirs to know of: they are neither counted nor named.
+  const own = agents.filter((a) => a.owner === undefined || a.owner === owner);
+  if (own.length === 0) return `${head}; no agent of ${owner ?? 'this machine'} is connected`;
   const busy = new Map(shortfalls.map((s) => [s.agent, s.claim]));
-  const described = agents.map((a) => {
+  const described = own.map((a) => {
     const name = a.name ?? a.id;
     const gpus = need.gpu.count > 0 ? `${a.resources.gpus.length}× ${a.resources.gpus[0]?.name ?? 'GPUs'}` : `${a.resources.cpus} CPUs`;
-    if (a.owner !== undefined && a.owner !== owner) return `${name} another owner's`;
     const missing = (need.labels ?? []).filter((l) => a.labels !== undefined && !a.labels.includes(l));
     if (missing.length > 0) return `${name} no label ${missing.join(', ')}`;
     if (busy.has(name)) return `${name} ${gpus} busy`;
