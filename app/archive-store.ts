@@ -18,10 +18,13 @@ export class ArchiveStore {
     const file = this.file(key);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.${crypto.randomBytes(4).toString('hex')}.part`;
+    const out = fs.createWriteStream(tmp);
     try {
-      await pipeline(stream, fs.createWriteStream(tmp));
+      await pipeline(stream, out);
       fs.renameSync(tmp, file);
     } catch (err) {
+      // A stream that failed at once may still be opening its file: remove it once it is closed.
+      if (!out.closed) await new Promise((resolve) => out.once('close', resolve));
       fs.rmSync(tmp, { force: true });
       throw err;
     }

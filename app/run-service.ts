@@ -136,8 +136,12 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   setJobStatus(jobId: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null } = {}): void {
     this.store.setJobStatus(jobId, status, fields);
     const job = this.store.getJob(jobId)!;
-    // Secrets are kept only while a job may still need them.
-    if (isFinal(status) && this.store.jobsOf(job.run_name).every((j) => isFinal(j.status))) this.store.clearSecrets(job.run_name);
+    if (isFinal(status)) {
+      // Its end comes after its last log chunk: a server with thousands of jobs keeps no file open for those that ended.
+      this.logs.close(jobId);
+      // Secrets are kept only while a job may still need them.
+      if (this.store.jobsOf(job.run_name).every((j) => isFinal(j.status))) this.store.clearSecrets(job.run_name);
+    }
     this.emit('job', job);
   }
 
