@@ -46,9 +46,30 @@ export class LogStore {
     return this.writer(jobId).size;
   }
 
-  /** The highest `seq` stored for a job, or 0. */
+  /** The highest `seq` stored for a job, or 0; a job with no writer open (one that ended) gets none opened. */
   lastSeq(jobId: string): number {
-    return this.writer(jobId).lastSeq;
+    const w = this.writers.get(jobId);
+    if (w) return w.lastSeq;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.indexPath(jobId), 'r');
+    } catch {
+      return 0;
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      const whole = size - (size % RECORD);
+      if (whole === 0) return 0;
+      const record = Buffer.alloc(RECORD);
+      fs.readSync(fd, record, 0, RECORD, whole - RECORD);
+      return record.readDoubleLE(0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private indexPath(jobId: string): string {
+    return path.join(this.dir, `${jobId}.idx`);
   }
 
   size(jobId: string): number {
@@ -91,8 +112,7 @@ export class LogStore {
   private writer(jobId: string): Writer {
     let w = this.writers.get(jobId);
     if (w) return w;
-    const indexPath = path.join(this.dir, `${jobId}.idx`);
-    const index = fs.openSync(indexPath, 'a+');
+    const index = fs.openSync(this.indexPath(jobId), 'a+');
     const indexSize = fs.fstatSync(index).size;
     let lastSeq = 0;
     let size = 0;

@@ -45,4 +45,24 @@ describe('LogStore', () => {
     expect(store.read('j', 3, 4).toString()).toBe('3456');
     expect(store.read('missing', 0).length).toBe(0);
   });
+
+  it('answers the last seq of a closed job without keeping its files open', () => {
+    const dir = tempDir();
+    const store = new LogStore(dir);
+    store.append('j', 1, 'a');
+    store.append('j', 2, 'b');
+    const target = (fd: string) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return ''; // the fd readdir itself used, closed since
+      }
+    };
+    const open = () => fs.readdirSync('/proc/self/fd').filter((fd) => target(fd).startsWith(dir)).length;
+    expect(open()).toBe(2);
+    store.close('j');
+    expect(store.lastSeq('j')).toBe(2);
+    expect(store.lastSeq('never')).toBe(0);
+    expect(open()).toBe(0);
+  });
 });
