@@ -129,8 +129,10 @@ export class AgentConnection {
       }
       this.options.onMessage(message);
     });
-    socket.on('error', () => {
-      // 'close' follows and says what happened; without this listener the error would be thrown.
+    let failure: string | undefined;
+    socket.on('error', (err) => {
+      // 'close' follows; this says why (`connect ECONNREFUSED …`). Without a listener it would be thrown.
+      failure = err.message;
     });
     socket.on('close', (code, reasonBuffer) => {
       clearInterval(this.heartbeat);
@@ -144,7 +146,7 @@ export class AgentConnection {
         return;
       }
       const retryInMs = this.delay();
-      this.options.onState?.({ state: 'disconnected', reason: reason || answered || `connection closed (${code})`, retryInMs });
+      this.options.onState?.({ state: 'disconnected', reason: reason || answered || failure || `connection closed (${code})`, retryInMs });
       this.retry = setTimeout(() => this.connect(), retryInMs);
     });
   }

@@ -26,8 +26,8 @@ export class LogSpool {
   private readonly segments: Segment[] = [];
   private acked = 0;
   private unackedBytes = 0;
-  /** Size of each unacknowledged chunk, oldest first (a few numbers per chunk, not its data). */
-  private readonly sizes: { seq: number; bytes: number }[] = [];
+  /** Where each unacknowledged chunk is, oldest first (a few numbers per chunk, not its data). */
+  private readonly sizes: { seq: number; bytes: number; seg: Segment; pos: number }[] = [];
   private head = 0;
   private readonly waiters: (() => void)[] = [];
 
@@ -48,6 +48,7 @@ export class LogSpool {
       seg = { file, fd: fs.openSync(file, 'w+'), bytes: 0, lastSeq: 0 };
       this.segments.push(seg);
     }
+    const pos = seg.bytes;
     const header = Buffer.alloc(HEADER);
     header.writeDoubleLE(chunk.seq, 0);
     header.writeUInt32LE(chunk.data.length, 8);
@@ -56,7 +57,7 @@ export class LogSpool {
     seg.bytes += HEADER + chunk.data.length;
     seg.lastSeq = chunk.seq;
     this.unackedBytes += HEADER + chunk.data.length;
-    this.sizes.push({ seq: chunk.seq, bytes: HEADER + chunk.data.length });
+    this.sizes.push({ seq: chunk.seq, bytes: HEADER + chunk.data.length, seg, pos });
     if (this.unackedBytes < this.limitBytes) return undefined;
     return new Promise((resolve) => this.waiters.push(resolve));
   }
@@ -95,6 +96,22 @@ export class LogSpool {
         pos += length;
       }
     }
+  }
+
+  /**
+   * One unacknowledged chunk, read back from disk, or undefined when it is acknowledged or was never
+   * pushed: a sender that is behind (after a reconnect, or waiting for acks) reads chunks one at a
+   * time from where it is, without reading those before.
+   */
+  read(seq: number): LogChunk | undefined {
+    const first = this.sizes[this.head];
+    if (!first || seq <= this.acked) return undefined;
+    // Chunks come with consecutive seqs, so the entry is found by subtraction.
+    const entry = this.sizes[this.head + (seq - first.seq)];
+    if (!entry || entry.seq !== seq) return undefined;
+    const data = Buffer.alloc(entry.bytes - HEADER);
+    fs.readSync(entry.seg.fd, data, 0, data.length, entry.pos + HEADER);
+    return { seq, data };
   }
 
   /** Removes the spool (the job ended and its log is acknowledged, or it is given up). */

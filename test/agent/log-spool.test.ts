@@ -30,6 +30,19 @@ describe('LogSpool', () => {
     spool.close();
   });
 
+  it('reads back one unacknowledged chunk by its seq, and nothing for an acknowledged or unknown one', () => {
+    const spool = new LogSpool(spoolDir());
+    // A job that runs again goes on from where its log stopped: seqs need not start at 1.
+    for (let seq = 7; seq <= 10; seq++) spool.push({ seq, data: Buffer.from(`line ${seq}\n`) });
+    expect(spool.read(9)?.data.toString()).toBe('line 9\n');
+    expect(spool.read(7)?.data.toString()).toBe('line 7\n');
+    expect([spool.read(6), spool.read(11)]).toEqual([undefined, undefined]);
+    spool.ack(8);
+    expect(spool.read(8)).toBeUndefined();
+    expect(spool.read(10)).toEqual({ seq: 10, data: Buffer.from('line 10\n') });
+    spool.close();
+  });
+
   it('keeps chunks on disk, deleting a segment once all of it is acknowledged', () => {
     const dir = spoolDir();
     const spool = new LogSpool(dir);

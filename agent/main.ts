@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { DstackError, isDstackError } from '../shared/errors.js';
+import type { AgentOptions } from './agent-settings.js';
+import type { AgentEvent } from './runner-agent.js';
+
+/** How long a shutdown waits for the jobs' ends to be recorded: the grace period twice over, and room to upload artifacts. */
+const SHUTDOWN_TIMEOUT_MS = 5 * 60 * 1000;
+
+const TONES: Record<AgentEvent['tone'], number | undefined> = { info: undefined, good: 32, bad: 31, warn: 33 };
+
+/** Colours only in a terminal; NO_COLOR and FORCE_COLOR are honoured (as cli/output/colors.ts does). */
+function colors(env: NodeJS.ProcessEnv): boolean {
+  if (env.NO_COLOR) return false;
+  if (env.FORCE_COLOR && env.FORCE_COLOR !== '0') return true;
+  return Boolean(process.stdout.isTTY) && env.TERM !== 'dumb';
+}
+
+/**
+ * `dstack-agent`: the runner agent people install on their GPU machines. It connects to the server
+ * (`dstack-app`), takes its owner's jobs and runs them here. Each option may also come from a
+ * DSTACK_AGENT_* variable (the option wins).
+ */
+export function buildProgram(run: (options: AgentOptions) => Promise<void>): Command {
+  const program = new Command('dstack-agent')
+    .description("Runs dstack jobs on this machine for a dstack server: connects to it, takes its owner's jobs, and streams their logs and artifacts back")
+    .showSuggestionAfterError(true)
+    .configureOutput({ outputError: (str, write) => write(`dstack-agent: ${str}`) })
+    .addOption(new Option('--url <url>', "the server's URL, http:// or https:// (DSTACK_AGENT_URL)"))
+    .addOption(new Option('--token <token>', "an agent token from 'dstack-app token create --owner OWNER --agent' (DSTACK_AGENT_TOKEN)"))
+    .addOption(new Option('--name <name>', "this agent's name among its owner's agents (DSTACK_AGENT_NAME; default: the host name)"))
+    .addOption(new Option('--labels <labels>', 'labels that workflows can ask for in resources.labels, separated by commas (DSTACK_AGENT_LABELS)'))
+    .addOption(new Option('--work-dir <dir>', 'where repository mirrors, job folders and unsent logs live (DSTACK_AGENT_WORK_DIR; default ~/.dstack-agent)'))
+    .addOption(new Option('--isolation <mode>', 'host: bash and python jobs run on this machine; docker: every job in a container, for untrusted code (DSTACK_AGENT_ISOLATION; default host)'))
+    .addOption(new Option('--image <image>', 'the image for bash and python jobs under docker isolation (DSTACK_AGENT_IMAGE; default python:3.11-slim)'))
+    .action(async (options: AgentOptions) => run(options));
+  program.exitOverride();
+  return program;
+}
+
+/** Runs the agent until SIGINT or SIGTERM (a second one kills its jobs at once), or until the server refuses it for good. */
+async function runAgent(options: AgentOptions): Promise<void> {
+  const env = process.env;
+  const { agentSettings } = await import('./agent-settings.js');
+  const settings = agentSettings(options, env);
+  const { RunnerAgent } = await import('./runner-agent.js');
+  const painted = colors(env);
+  const agent = new RunnerAgent({
+    settings,
+    env,
+    graceSeconds: await graceSeconds(env),
+    print: ({ line, tone }) => {
+      const code = painted ? TONES[tone] : undefined;
+      process.stdout.write(code ? `\x1b[${code}m${line}\x1b[0m\n` : `${line}\n`);
+    },
+  });
+  const onSignal = () => void agent.shutdown(SHUTDOWN_TIMEOUT_MS);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  await agent.start();
+  const refusal = await agent.finished;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  // Done: a socket left open by a library (the Docker engine's, say) must not keep the agent alive.
+  setTimeout(() => process.exit(), 2000).unref();
+  // Retrying cannot help (a wrong or revoked token, another protocol version): say so and exit 1.
+  if (refusal) throw new DstackError('DSTACK_ERR_AGENT_REFUSED', refusal);
+}
+
+/** DSTACK_STOP_GRACE_SECONDS, read as the CLI reads it (unset: the runner's default of 10). */
+async function graceSeconds(env: NodeJS.ProcessEnv): Promise<number | undefined> {
+  const [{ z }, { readEnv, seconds }] = await Promise.all([import('zod'), import('../shared/config/read-env.js')]);
+  return readEnv(z.object({ DSTACK_STOP_GRACE_SECONDS: seconds.optional() }), env).DSTACK_STOP_GRACE_SECONDS;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram(runAgent).parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.code === 'commander.helpDisplayed' || err.exitCode === 0 ? 0 : 1;
+      return;
+    }
+    if (isDstackError(err)) process.stderr.write(`dstack-agent: error: ${err.message}\n`);
+    else process.stderr.write(`dstack-agent: unexpected error: ${err instanceof Error ? err.message : String(err)}\n  (run again with DSTACK_DEBUG=1 for details, and please report it)\n`);
+    if (process.env.DSTACK_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
+    process.exitCode = 1;
+  }
+}
