@@ -116,6 +116,27 @@ describe('dstack-agent', () => {
     expect((await listArchive(state.service.openArchive(artifact!.archive))).sort()).toEqual(['out/', 'out/model.bin', 'out/notes.txt']);
   });
 
+  it("gives a job its dependency's artifacts and its workflow's cache, downloaded from the server", async () => {
+    const { token, server, state } = await serverWithToken();
+    const repo = bareRepo({ 'README.md': 'hi\n' });
+    const make = bash('make', ['mkdir -p out ~/.cache/pip', 'echo weights > out/model.bin', 'echo cached > ~/.cache/pip/wheel'], { artifacts: ['out'], cache: ['~/.cache/pip'] });
+    const use = bash('use', ['cat out/model.bin'], { dependsOn: [{ workflow: 'make' }] });
+    submit(state, 'deps-run-1', [make, use], { ...repo, patch: null });
+    const workDir = tempDir();
+    const agent = await startAgent({ url: server.url, token: token.token, name: 'box-8', workDir });
+    const used = await ended(state, 'deps-run-1-1');
+    expect(used.status).toBe('done');
+    expect(logOf(state, used.id)).toContain('weights\r\n');
+    // The next run of `make` finds its cache where it left it. (The server looks at its queue when
+    // an agent connects: this run, submitted behind its back, is taken when the agent comes again.)
+    expect(await agent.stop()).toBe(0);
+    submit(state, 'deps-run-2', [bash('make', ['cat ~/.cache/pip/wheel'], { cache: ['~/.cache/pip'] })], { ...repo, patch: null });
+    await startAgent({ url: server.url, token: token.token, name: 'box-8', workDir });
+    const again = await ended(state, 'deps-run-2-0');
+    expect(again.status).toBe('done');
+    expect(logOf(state, again.id)).toContain('cached\r\n');
+  });
+
   it('fails a job whose artifact the server refuses, with the server\'s reason', async () => {
     const { token, server, state } = await serverWithToken();
     const repo = bareRepo({ 'README.md': 'hi\n' });
