@@ -106,6 +106,7 @@ export class JobHttp {
         if (res.statusCode! >= 200 && res.statusCode! < 300) {
           res.resume();
           res.on('end', () => settle());
+          res.on('error', () => settle(this.error('PUT', pathname, 'the answer was cut off')));
           return;
         }
         void errorOf(res).then((answer) => settle(this.refused('PUT', pathname, res.statusCode!, answer)));
