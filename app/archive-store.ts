@@ -24,7 +24,7 @@ export class ArchiveStore {
       fs.renameSync(tmp, file);
     } catch (err) {
       // A stream that failed at once may still be opening its file: remove it once it is closed.
-      if (!out.closed) await new Promise((resolve) => out.once('close', resolve));
+      if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
       fs.rmSync(tmp, { force: true });
       throw err;
     }
