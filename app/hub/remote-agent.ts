@@ -1,6 +1,6 @@
 import { WebSocket } from 'ws';
 import { isFinal, type JobStatus } from '../../shared/job-status.js';
-import { CLOSE, type AgentMessage, type AppMessage } from '../../shared/protocol.js';
+import { CLOSE, PROTOCOL_VERSION, type AgentMessage, type AppMessage } from '../../shared/protocol.js';
 import type { Gpu, MachineResources } from '../../shared/resources.js';
 import { referencedSecrets } from '../../shared/secrets.js';
 import { JOB_TOKEN_TTL_MS, type JobTokens } from '../auth/job-tokens.js';
@@ -114,11 +114,14 @@ export class RemoteAgent implements Agent {
       tracked.accepted = true;
       clearTimeout(tracked.offerTimer);
     }
-    this.send({ type: 'welcome', protocol: 1, agentId: this.id, forget });
+    this.send({ type: 'welcome', protocol: PROTOCOL_VERSION, agentId: this.id, forget });
     for (const [jobId, tracked] of this.jobs) {
       if (held.has(jobId)) {
         this.send({ type: 'ack', jobId, seq: this.ctx.service.lastLogSeq(jobId) });
         if (tracked.stop) this.send({ type: 'stop', jobId, mode: tracked.stop });
+      } else if (tracked.accepted && this.ctx.service.job(jobId)!.status === 'submitted') {
+        // Accepted, but the start was lost with the old connection: nothing ran, so it waits again.
+        this.requeue(jobId, `waiting: the start did not reach agent ${this.name} before its connection dropped`);
       } else if (tracked.accepted) {
         this.endJob(jobId, 'aborted', `agent ${this.name} restarted and no longer runs it`);
       } else {

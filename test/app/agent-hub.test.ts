@@ -261,6 +261,30 @@ describe('the agent hub', () => {
     }
   });
 
+  it('queues a job again when its start was lost with the connection, and aborts one that had begun', async () => {
+    const s = await setup({ lostAfterMs: 5000 });
+    try {
+      const box = await s.agent({ name: 'box' });
+      const unstarted = `${s.submit([workflow('unstarted')])}-0`;
+      const begun = `${s.submit([workflow('begun')])}-0`;
+      for (const id of [unstarted, begun]) {
+        await box.next('offer', id);
+        await box.take(id);
+      }
+      box.status(begun, 'downloading');
+      await waitFor(() => s.job(begun).status === 'downloading', 5000, 'the job to begin');
+      box.close();
+      // The agent comes back holding neither: it never saw the first start, and lost the second job.
+      const again = await s.agent({ name: 'box' });
+      await waitFor(() => s.job(begun).status === 'aborted', 5000, 'the begun job to be aborted');
+      expect(s.job(begun).reason).toBe('agent box restarted and no longer runs it');
+      expect(await again.next('offer', unstarted)).toMatchObject({ jobId: unstarted });
+      expect(s.server.state.service.jobEvents(unstarted).map((e) => e.reason)).toContain('waiting: the start did not reach agent box before its connection dropped');
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('after a restart, takes running jobs back from agents that return and aborts those of agents that do not', async () => {
     const dataDir = tempDir();
     const first = await setup({ dataDir });
