@@ -23,6 +23,9 @@ import { measure, packStream, unpack } from './tar.js';
 
 const PROVIDERS: Record<string, Provider | undefined> = { bash: bashProvider, python: pythonProvider, curl: curlProvider, docker: dockerProvider };
 
+/** Errors of getting a job's code that the run's author fixes, not the runner's owner. */
+const USER_FAULTS = new Set(['DSTACK_ERR_PATCH', 'DSTACK_ERR_CHECKOUT']);
+
 /** Where a job's folder is mounted in its container. */
 const CONTAINER_JOB_DIR = '/dstack';
 
@@ -113,6 +116,9 @@ export class JobRunner {
       await this.streamer.drain();
       const message = err instanceof Error ? err.message : String(err);
       this.streamer.note(`dstack: ${message}`);
+      // The run's own code is at fault (a patch that does not apply, a commit never pushed): the
+      // job failed, as a failing command would. Anything else is the machine's doing.
+      if (isDstackError(err) && USER_FAULTS.has(err.code)) return this.finish(undefined, message, started, 'failed');
       return this.finish(undefined, `infrastructure error: ${message}`, started, 'aborted');
     }
     return this.finish(exitCode, failure, started);

@@ -100,8 +100,8 @@ describe('dstack-agent', () => {
     submit(state, 'bad-patch-1', [bash('show', ['cat data.txt'])], { ...repo, patch: key });
     await startAgent({ url: server.url, token: token.token, name: 'box-3', workDir: tempDir() });
     const job = await ended(state, 'bad-patch-1-0');
-    expect(job.status).toBe('aborted');
-    expect(job.reason).toMatch(/^infrastructure error: the run's changes do not apply to its commit: .*data\.txt/);
+    expect(job.status).toBe('failed');
+    expect(job.reason).toMatch(/^the run's changes do not apply to its commit: .*data\.txt/);
   });
 
   it('uploads an artifact, which the server stores', async () => {
