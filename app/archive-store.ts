@@ -35,6 +35,10 @@ export class ArchiveStore {
     return fs.createReadStream(this.file(key));
   }
 
+  exists(key: string): boolean {
+    return fs.existsSync(this.file(key));
+  }
+
   remove(key: string): void {
     fs.rmSync(this.file(key), { force: true });
   }

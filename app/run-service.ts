@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { DstackError } from '../shared/errors.js';
@@ -179,9 +180,10 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     this.emit('port', jobId, port);
   }
 
-  view(name: string): RunView {
+  /** A run with its jobs and tags; with `owner`, another owner's run is as unknown as a missing one. */
+  view(name: string, owner?: string | null): RunView {
     const view = this.findRun(name);
-    if (!view) throw this.unknownRun(name);
+    if (!view || (owner != null && view.run.owner !== owner)) throw this.unknownRun(name);
     return view;
   }
 
@@ -238,7 +240,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
       if (!tag) throw this.unknownTag(ref.slice(1));
       return this.view(tag.run_name);
     }
-    return this.view(ref);
+    return this.view(ref, owner);
   }
 
   /** Marks every unfinished job of runs whose executing process is gone as aborted; returns those runs. */
@@ -303,6 +305,20 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     this.store.putCache({ repo, workflow, path: cachePath, archive, bytes: size.bytes, updated_at: Date.now() });
   }
 
+  /** Stores a remote run's patch (`git diff --binary`, streamed) as an owner's; returns its id for `patchKey`. */
+  async putPatch(owner: string, stream: Readable): Promise<string> {
+    const id = randomBytes(12).toString('hex');
+    await this.archives.put(patchArchive(owner, id), stream);
+    return id;
+  }
+
+  /** The archive key of an owner's stored patch, or undefined when that owner has no such patch. */
+  patchKey(owner: string, id: string): string | undefined {
+    if (!/^[0-9a-f]{24}$/.test(id)) return undefined;
+    const key = patchArchive(owner, id);
+    return this.archives.exists(key) ? key : undefined;
+  }
+
   pruneCache(repo: string, workflow: string): number {
     const rows = this.store.deleteCaches(repo, workflow);
     for (const r of rows) this.archives.remove(r.archive);
@@ -325,6 +341,11 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   private unknownTag(tag: string, context?: string): DstackError {
     return new DstackError('DSTACK_ERR_TAG_UNKNOWN', `${context ? `${context}: ` : ''}unknown tag '${tag}'; 'dstack tags' lists tags, 'dstack tag RUN ${tag}' makes one`);
   }
+}
+
+/** Patches are kept per owner, so one owner's patch id means nothing to another. */
+function patchArchive(owner: string, id: string): string {
+  return `patches/${digest(owner)}/${id}.patch`;
 }
 
 /** Rows by their run (Map.groupBy needs Node 21). */

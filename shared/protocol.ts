@@ -46,7 +46,7 @@ export const agentResources = z.strictObject({
 });
 
 /** A workflow as the loader resolved it (shared/workflow/types.ts); the spec is the provider's keys. */
-const resolvedWorkflow = z.looseObject({
+export const resolvedWorkflow = z.looseObject({
   name: z.string(),
   provider: z.string(),
   spec: z.record(z.string(), z.unknown()),

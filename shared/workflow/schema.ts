@@ -30,6 +30,9 @@ const gpu = z.union([
   }),
 ]);
 
+/** A label of a runner agent (`resources.labels`, `dstack run --label`, `dstack-agent --labels`). */
+export const agentLabel = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, `_`, `.` and `-`');
+
 export const resources = z
   .strictObject({
     cpu: z.number().positive().optional().describe('The number of CPUs the job needs.'),
@@ -38,7 +41,7 @@ export const resources = z
     shm_size: size.optional().describe('Shared memory size, e.g. `8GB`.'),
     interruptible: z.boolean().optional().describe('Whether the job may be stopped and submitted again.'),
     labels: z
-      .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, `_`, `.` and `-`'))
+      .array(agentLabel)
       .optional()
       .describe('Labels the runner agent must have (`dstack-agent --labels`), e.g. `[a100, nvme]`.'),
   })

@@ -1,0 +1,113 @@
+import type { WebSocket } from 'ws';
+import { isFinal } from '../../shared/job-status.js';
+import type { RunService } from '../run-service.js';
+import type { JobRow } from '../store/store.js';
+import { publicRun } from './user-views.js';
+
+/** How much a follower reads from a stored log at a time. */
+const CHUNK_BYTES = 64 * 1024;
+/** Stop reading while this much is queued on the socket; go on once it is below LOW_WATER. */
+const HIGH_WATER = 1 << 20;
+const LOW_WATER = 256 * 1024;
+
+/**
+ * One client following a run's logs over a WebSocket (`dstack logs -f`, `dstack run` against a
+ * server). Messages, JSON: `run` (the run, first), `log` ({jobId, data: base64}), `job` (a status
+ * change), `port`, then `end` (the run as it ended) and a normal close.
+ *
+ * Every job's log is sent from its start, read from the stored log a piece at a time, so nothing
+ * printed before the client attached is missed. New output only wakes the reader: what is sent is
+ * always read back from the store, and reading pauses while the socket has a lot queued (a slow
+ * client), so memory stays bounded however fast a job prints and however slow the client is.
+ */
+export class LogFollower {
+  private readonly sent = new Map<string, number>();
+  private jobs: JobRow[];
+  private pumping = false;
+  private blocked = false;
+  private ended = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly service: RunService,
+    private readonly runName: string,
+    /** With false, send what is stored and end (`dstack logs` without -f). */
+    private readonly follow: boolean,
+    private readonly onClose: () => void,
+  ) {
+    const view = service.view(runName);
+    this.jobs = view.jobs;
+    for (const job of this.jobs) this.sent.set(job.id, 0);
+    ws.on('close', () => {
+      this.ended = true;
+      onClose();
+    });
+    ws.on('error', () => ws.terminate());
+    this.send({ type: 'run', ...publicRun(service, view) });
+    this.pump();
+  }
+
+  /** Whether a job's events concern this follower. */
+  has(jobId: string): boolean {
+    return this.sent.has(jobId);
+  }
+
+  /** New output of one of the run's jobs was stored. */
+  logged(): void {
+    this.pump();
+  }
+
+  jobChanged(job: JobRow): void {
+    this.send({ type: 'job', job });
+    this.pump();
+  }
+
+  port(jobId: string, port: number): void {
+    this.send({ type: 'port', jobId, port });
+  }
+
+  private send(message: object): void {
+    if (this.ended) return;
+    this.ws.send(JSON.stringify(message), () => {
+      if (this.blocked && this.ws.bufferedAmount < LOW_WATER) {
+        this.blocked = false;
+        this.pump();
+      }
+    });
+  }
+
+  private pump(): void {
+    if (this.pumping || this.ended) return;
+    this.pumping = true;
+    try {
+      for (const job of this.jobs) {
+        for (;;) {
+          if (this.ws.bufferedAmount >= HIGH_WATER) {
+            this.blocked = true;
+            return;
+          }
+          const offset = this.sent.get(job.id)!;
+          const data = this.service.readLog(job.id, offset, CHUNK_BYTES);
+          if (data.length === 0) break;
+          this.sent.set(job.id, offset + data.length);
+          this.send({ type: 'log', jobId: job.id, data: data.toString('base64') });
+        }
+      }
+      const view = this.service.view(this.runName);
+      this.jobs = view.jobs;
+      const caughtUp = this.jobs.every((j) => this.sent.get(j.id) === this.service.logSize(j.id));
+      if (caughtUp && (!this.follow || isFinal(view.status))) {
+        this.send({ type: 'end', ...publicRun(this.service, view) });
+        this.ended = true;
+        this.ws.close(1000, 'end');
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  close(): void {
+    this.ended = true;
+    this.ws.terminate();
+  }
+}
