@@ -11,7 +11,7 @@ export interface AgentHubOptions extends HubContext {
   tokens: Tokens;
   /** An agent not heard from for this long is lost (default 30 s). */
   lostAfterMs: number;
-  /** How often the hub pings each agent and looks for lost ones. */
+  /** How often the hub pings each agent; it looks for lost ones more often, so a loss is seen within a second or so of the window. */
   heartbeatMs: number;
   /** The server's URL as agents reach it (DSTACK_SERVER_URL); by default what each agent connected to. */
   publicUrl?: string;
@@ -37,7 +37,7 @@ export class AgentHub {
   private orphansSettled = false;
 
   constructor(private readonly options: AgentHubOptions) {
-    this.timer = setInterval(() => this.heartbeat(), options.heartbeatMs);
+    this.timer = setInterval(() => this.heartbeat(), Math.min(1000, options.heartbeatMs));
     this.timer.unref();
   }
 
@@ -72,9 +72,12 @@ export class AgentHub {
       this.options.log(`agent socket of ${agent?.id ?? owner} closed: ${reason}`);
       ws.close(CLOSE.policy, reason.slice(0, 120));
     };
-    ws.on('pong', () => {
+    // Its pongs to our pings, and its own pings, say it is alive as much as its messages do.
+    const heard = () => {
       if (agent) agent.lastHeard = Date.now();
-    });
+    };
+    ws.on('pong', heard);
+    ws.on('ping', heard);
     ws.on('message', (data: RawData, isBinary) => {
       let message: AgentMessage;
       try {
@@ -120,9 +123,14 @@ export class AgentHub {
     this.options.onAgentsChanged?.(this.connected.length);
   }
 
+  private lastPing = 0;
+
   private heartbeat(): void {
     const now = Date.now();
-    for (const ws of this.wss.clients) ws.ping();
+    if (now - this.lastPing >= this.options.heartbeatMs) {
+      this.lastPing = now;
+      for (const ws of this.wss.clients) ws.ping();
+    }
     for (const agent of [...this.agents.values()]) {
       agent.refreshTokens(now);
       const silent = now - agent.lastHeard;

@@ -9,23 +9,10 @@ import type { JobRow } from '../../app/store/store.js';
 import { isFinal } from '../../shared/job-status.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { listArchive } from '../../agent/tar.js';
-import { closeAfterTest, tempDir, waitFor, writeFiles } from '../helpers/cli.js';
+import { closeAfterTest, tempDir, waitFor } from '../helpers/cli.js';
+import { bareRepo } from '../helpers/git-repo.js';
 import { AGENT, app, createToken, startAgent, startProcess, startServer } from '../helpers/server.js';
 import { workflow } from '../helpers/service.js';
-
-/** A bare repository with one commit of `files`, as a team's remote would be: its path is the run's repoUrl. */
-function bareRepo(files: Record<string, string>): { repoUrl: string; commit: string; work: string } {
-  const work = tempDir('dstack-work-');
-  const repoUrl = tempDir('dstack-bare-');
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' } }).trim();
-  execFileSync('git', ['init', '--bare', '--quiet', repoUrl]);
-  git('init', '--quiet', '-b', 'main');
-  writeFiles(work, files);
-  git('add', '-A');
-  git('commit', '--quiet', '-m', 'first');
-  git('push', '--quiet', repoUrl, 'main');
-  return { repoUrl, commit: git('rev-parse', 'HEAD'), work };
-}
 
 /** A server with an agent token of `acme`, and its state opened here too, to submit runs and read what the agent sent. */
 async function serverWithToken(env: NodeJS.ProcessEnv = {}) {

@@ -1,0 +1,37 @@
+import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
+import { workflow } from './service.js';
+
+/** A bash workflow as the loader resolves it. */
+export function bash(name: string, commands: string[], extra: Partial<ResolvedWorkflow> = {}): ResolvedWorkflow {
+  return workflow(name, { spec: { name, provider: 'bash', commands } as ResolvedWorkflow['spec'], ...extra });
+}
+
+/** The server's user API, as the CLI calls it, with a user token. */
+export function userApi(url: string, token: string) {
+  const call = async <T>(method: string, route: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${url}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${method} ${route}: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
+  return {
+    call,
+    /** Submits a run of `plan` at `source`; resolves with its name. */
+    async submit(plan: ResolvedWorkflow[], source: { repoUrl: string; commit: string; patch?: string | null }): Promise<string> {
+      const { name } = await call<{ name: string }>('POST', '/api/run-names');
+      await call('POST', '/api/runs', {
+        name,
+        repo: source.repoUrl,
+        workflow: plan.at(-1)!.name,
+        args: '',
+        plan,
+        source: { repoUrl: source.repoUrl, commit: source.commit, patch: source.patch ?? null },
+      });
+      return name;
+    },
+    stop: (run: string, abort = false) => call('POST', `/api/runs/${run}/stop`, { abort }),
+  };
+}
