@@ -1,4 +1,4 @@
-import { formatMiB, type MachineResources } from '../../shared/resources.js';
+import { formatMiB, matchingGpus, type MachineResources } from '../../shared/resources.js';
 import type { Resources } from '../../shared/workflow/types.js';
 import type { Claim } from '../store/store.js';
 
@@ -57,11 +57,28 @@ export function waitingForAgents(need: Resources, owner: string | null, agents: 
   const busy = new Map(shortfalls.map((s) => [s.agent, s.claim]));
   const described = own.map((a) => {
     const name = a.name ?? a.id;
-    const gpus = need.gpu.count > 0 ? `${a.resources.gpus.length}× ${a.resources.gpus[0]?.name ?? 'GPUs'}` : `${a.resources.cpus} CPUs`;
     const missing = (need.labels ?? []).filter((l) => a.labels !== undefined && !a.labels.includes(l));
     if (missing.length > 0) return `${name} no label ${missing.join(', ')}`;
-    if (busy.has(name)) return `${name} ${gpus} busy`;
-    return `${name} ${need.gpu.count > 0 ? `${a.resources.gpus.length} GPUs` : gpus}`;
+    const claim = busy.get(name);
+    if (claim) return `${name} ${claim.short === 'gpu' ? describeGpus(a.resources, need) : claim.short === 'cpu' ? `${a.resources.cpus} CPUs` : `${formatMiB(a.resources.memoryMiB)} memory`} busy`;
+    return `${name} ${need.gpu.count > 0 ? describeGpus(a.resources, need) : `${a.resources.cpus} CPUs, ${formatMiB(a.resources.memoryMiB)} memory`}`;
   });
   return `${head}; agents: ${described.join(', ')}`;
+}
+
+/**
+ * An agent's GPUs as they bear on a request: `1× A100 (40GB)` for a request of A100s with memory,
+ * `0 GPUs` for a machine without any.
+ */
+function describeGpus(machine: MachineResources, need: Resources): string {
+  const { name, memoryMiB } = need.gpu;
+  const named = name ? matchingGpus(machine.gpus, { count: 0, name }) : machine.gpus;
+  if (named.length === 0) return name && machine.gpus.length > 0 ? `0× ${name}` : '0 GPUs';
+  const memory = memoryMiB ? ` (${[...new Set(named.map((g) => formatMiB(g.memoryMiB)))].join(', ')})` : '';
+  return `${named.length}× ${name ?? shortGpuName(named[0]!.name)}${memory}`;
+}
+
+/** `NVIDIA A100-SXM4-80GB` → `A100-SXM4-80GB`: the vendor says nothing in a list of one owner's machines. */
+function shortGpuName(model: string): string {
+  return model.replace(/^NVIDIA\s+/i, '');
 }

@@ -212,6 +212,6 @@ describe('Scheduler', () => {
     // A second such job waits for it, and says it is busy.
     const next = submitAs('acme', ['train', { resources: needs({ gpu: { count: 1, name: 'A100' }, labels: ['a100'] }) }]);
     await settle();
-    expect(service.view(next).jobs[0]!.reason).toBe("waiting: needs 1× A100, labels a100 (an agent of acme); agents: cpu-1 no label a100, gpu-box-1 1× NVIDIA A100-SXM4-80GB busy");
+    expect(service.view(next).jobs[0]!.reason).toBe("waiting: needs 1× A100, labels a100 (an agent of acme); agents: cpu-1 no label a100, gpu-box-1 1× A100 busy");
   });
 });

@@ -5,15 +5,16 @@ import path from 'node:path';
 
 /**
  * Serves the repositories under `root` over git's smart HTTP (git http-backend as CGI) on
- * loopback, answering 401 unless the request carries `Authorization: Basic` with `token`.
+ * loopback, answering 401 unless the request carries `Authorization: Basic` with `token` (when
+ * one is given: without, the repositories are public).
  */
-export async function gitHttpServer(root: string, token: string): Promise<{ url: string; requests: () => number; close(): Promise<void> }> {
+export async function gitHttpServer(root: string, token?: string): Promise<{ url: string; requests: () => number; close(): Promise<void> }> {
   const backend = path.join(execFileSync('git', ['--exec-path']).toString().trim(), 'git-http-backend');
   const expected = `Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`;
   let requests = 0;
   const server = http.createServer((req, res) => {
     requests++;
-    if (req.headers.authorization !== expected) {
+    if (token !== undefined && req.headers.authorization !== expected) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="git"' }).end();
       return;
     }
