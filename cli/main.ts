@@ -23,11 +23,12 @@ export function buildProgram(): Command {
     .option('-d, --detach', 'submit the run and return at once; follow it with `dstack logs RUN -f`')
     .option('--isolation <mode>', 'host (default): run bash and python jobs on this machine; docker: run every job in a container')
     .option('--image <image>', 'the image for bash and python jobs under --isolation docker (default python:3.11-slim)')
+    .option('--label <label>', "remote mode: run only on agents with this label (repeatable), added to every workflow's resources.labels", collect, [])
     .option('-h, --help', 'show help for run, with the workflows of this repository')
     .helpOption(false)
     .allowUnknownOption(true)
     .passThroughOptions(true)
-    .action(async (workflow: string | undefined, args: string[], opts: { detach?: boolean; help?: boolean; isolation?: string; image?: string }) => {
+    .action(async (workflow: string | undefined, args: string[], opts: { detach?: boolean; help?: boolean; isolation?: string; image?: string; label: string[] }) => {
       if (opts.help || !workflow) {
         const { workflowsHelp } = await import('./commands/run-help.js');
         if (opts.help) {
@@ -80,7 +81,7 @@ export function buildProgram(): Command {
     .argument('<tag>', 'the tag, e.g. latest')
     .action(async (run: string, tag: string) => {
       const { tagCommand } = await import('./commands/tags.js');
-      tagCommand(run, tag);
+      await tagCommand(run, tag);
     });
 
   program
@@ -89,7 +90,7 @@ export function buildProgram(): Command {
     .argument('<tag>', 'the tag')
     .action(async (tag: string) => {
       const { untagCommand } = await import('./commands/tags.js');
-      untagCommand(tag);
+      await untagCommand(tag);
     });
 
   program
@@ -98,7 +99,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const { tagsCommand } = await import('./commands/tags.js');
-      tagsCommand(opts);
+      await tagsCommand(opts);
     });
 
   const artifacts = program.command('artifacts').description("List or download a run's artifacts");
@@ -109,7 +110,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (run: string, opts: { json?: boolean }) => {
       const { artifactsListCommand } = await import('./commands/artifacts.js');
-      artifactsListCommand(run, opts);
+      await artifactsListCommand(run, opts);
     });
   artifacts
     .command('download')
@@ -124,13 +125,16 @@ export function buildProgram(): Command {
 
   program
     .command('config')
-    .description('Keep settings for later runs; with no options, print them')
+    .description('Keep settings for later runs, or point every command at a server (--url, --token); with no options, print them')
     .option('--isolation <mode>', 'host or docker: where bash and python jobs run (see README: Isolation)')
     .option('--image <image>', 'the image for bash and python jobs under docker isolation')
+    .option('--url <url>', "remote mode: the dstack-app server's URL (with --token; checked before it is saved)")
+    .option('--token <token>', 'remote mode: a user token (dstack-app token create --owner NAME --user)')
+    .option('--local', 'back to local mode: forget the server')
     .option('--json', 'print JSON')
-    .action(async (opts: { isolation?: string; image?: string; json?: boolean }) => {
+    .action(async (opts: { isolation?: string; image?: string; url?: string; token?: string; local?: boolean; json?: boolean }) => {
       const { configCommand } = await import('./commands/config.js');
-      configCommand(opts);
+      await configCommand(opts);
     });
 
   const secrets = program.command('secrets').description('Manage secrets for ${{ secrets.NAME }} (values never appear in logs)');
@@ -166,7 +170,7 @@ export function buildProgram(): Command {
     .argument('<workflow>', 'the workflow')
     .action(async (workflow: string) => {
       const { pruneCacheCommand } = await import('./commands/prune.js');
-      pruneCacheCommand(workflow);
+      await pruneCacheCommand(workflow);
     });
 
   program
@@ -189,6 +193,11 @@ export function buildProgram(): Command {
   for (const cmd of program.commands) cmd.exitOverride();
   program.exitOverride();
   return program;
+}
+
+/** A repeatable option's values, in order. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 /** Parses an option value that must be a whole number of 1 or more. */

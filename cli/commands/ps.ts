@@ -1,7 +1,7 @@
-import type { RunService, RunView } from '../../app/run-service.js';
+import { runPages, type ClientRun, type DstackClient } from '../client/dstack-client.js';
+import { openClient } from '../client/open-client.js';
 import { colorsEnabled } from '../output/colors.js';
 import { runTableWriter } from '../output/run-table.js';
-import { openLocal } from '../local/local-context.js';
 import { runJson } from './json-views.js';
 
 export interface PsOptions {
@@ -11,45 +11,40 @@ export interface PsOptions {
   last?: number;
 }
 
-/** Runs as `dstack ps` shows them: unfinished ones (or the newest one), `-n` newest, `-a` all. */
-function* shownRuns(service: RunService, opts: PsOptions): Generator<RunView> {
-  if (opts.all) return yield* service.allRuns();
-  if (opts.last !== undefined) return yield* service.listRuns({ limit: opts.last });
-  const live = [...service.allRuns({ live: true })];
+/** Runs as `dstack ps` shows them, a page at a time: unfinished ones (or the newest one), `-n` newest, `-a` all. */
+async function* shownRuns(client: DstackClient, opts: PsOptions, pageSize: number): AsyncGenerator<ClientRun[]> {
+  const events = Boolean(opts.json);
+  if (opts.all) return yield* runPages(client, { events }, pageSize);
+  if (opts.last !== undefined) return yield* runPages(client, { events }, pageSize, opts.last);
+  let any = false;
+  for await (const page of runPages(client, { live: true, events }, pageSize)) {
+    any = true;
+    yield page;
+  }
   // With nothing running, `ps` still shows the last run, as dstack does.
-  yield* live.length > 0 ? live : service.listRuns({ limit: 1 });
+  if (!any) {
+    const last = await client.listRuns({ limit: 1, events });
+    if (last.length > 0) yield last;
+  }
 }
 
 export async function psCommand(opts: PsOptions): Promise<void> {
-  const ctx = openLocal();
+  const client = await openClient();
   try {
-    await ctx.sweep();
-    const runs = shownRuns(ctx.service, opts);
-    if (opts.json) await writeJsonArray(batches(runs, 50), (v) => runJson(v, ctx.service));
+    await client.sweep();
+    if (opts.json) await writeJsonArray(shownRuns(client, opts, 50), runJson);
     else {
       const table = runTableWriter(colorsEnabled());
       let any = false;
-      for (const page of batches(runs, 200)) {
+      for await (const page of shownRuns(client, opts, 200)) {
         any = true;
         await write(table.page(page));
       }
       if (!any) await write(table.page([]));
     }
   } finally {
-    ctx.close();
+    client.close();
   }
-}
-
-function* batches<T>(items: Iterable<T>, size: number): Generator<T[]> {
-  let batch: T[] = [];
-  for (const item of items) {
-    batch.push(item);
-    if (batch.length === size) {
-      yield batch;
-      batch = [];
-    }
-  }
-  if (batch.length > 0) yield batch;
 }
 
 /** Writes to stdout, waiting while it is full (a slow pipe), so a long listing is never held whole. */
@@ -67,9 +62,9 @@ function write(text: string): Promise<void> {
 }
 
 /** Streams a JSON array item by item, formatted as JSON.stringify(array, null, 2) would format it. */
-async function writeJsonArray<T>(pages: Iterable<T[]>, view: (item: T) => unknown): Promise<void> {
+async function writeJsonArray<T>(pages: AsyncIterable<T[]>, view: (item: T) => unknown): Promise<void> {
   let first = true;
-  for (const page of pages) {
+  for await (const page of pages) {
     const items = page.map((item) => '  ' + JSON.stringify(view(item), null, 2).replace(/\n/g, '\n  '));
     await write((first ? '[\n' : ',\n') + items.join(',\n'));
     first = false;

@@ -2,6 +2,8 @@ export interface ParsedRunArgs {
   detach: boolean;
   isolation?: string;
   image?: string;
+  /** `--label L`, each time it is given. */
+  labels?: string[];
   /** `--NAME VALUE` for names that are variables of a workflow in the run. */
   overrides: Record<string, string>;
   /** Everything else, as typed, for `${{ run.args }}`. */
@@ -9,7 +11,7 @@ export interface ParsedRunArgs {
 }
 
 /**
- * Splits what follows `dstack run WORKFLOW`: `-d`/`--detach`, `--isolation X` and `--image X` are dstack's; `--NAME VALUE` (or
+ * Splits what follows `dstack run WORKFLOW`: `-d`/`--detach`, `--isolation X`, `--image X` and `--label X` are dstack's; `--NAME VALUE` (or
  * `--NAME=VALUE`) sets variable NAME when `isVariable(NAME)`; the rest is the run's arguments.
  * After `--`, everything is the run's.
  */
@@ -18,6 +20,7 @@ export function parseRunArgs(tokens: readonly string[], isVariable: (name: strin
   const overrides: Record<string, string> = {};
   let detach = false;
   const options: { isolation?: string; image?: string } = {};
+  const labels: string[] = [];
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
     if (t === '--') {
@@ -28,9 +31,11 @@ export function parseRunArgs(tokens: readonly string[], isVariable: (name: strin
       detach = true;
       continue;
     }
-    const own = /^--(isolation|image)(?:=(.*))?$/s.exec(t);
+    const own = /^--(isolation|image|label)(?:=(.*))?$/s.exec(t);
     if (own && (own[2] !== undefined || i + 1 < tokens.length)) {
-      options[own[1] as 'isolation' | 'image'] = own[2] ?? tokens[++i]!;
+      const value = own[2] ?? tokens[++i]!;
+      if (own[1] === 'label') labels.push(value);
+      else options[own[1] as 'isolation' | 'image'] = value;
       continue;
     }
     const m = /^--([A-Za-z_][A-Za-z0-9_-]*)(?:=(.*))?$/s.exec(t);
@@ -42,5 +47,5 @@ export function parseRunArgs(tokens: readonly string[], isVariable: (name: strin
     }
     rest.push(t);
   }
-  return { detach, ...options, overrides, args: rest };
+  return { detach, ...options, ...(labels.length > 0 ? { labels } : {}), overrides, args: rest };
 }

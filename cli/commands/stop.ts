@@ -1,42 +1,34 @@
 import { isFinal } from '../../shared/job-status.js';
+import { openClient } from '../client/open-client.js';
 import { colorsEnabled, paint, statusColor } from '../output/colors.js';
-import { executorPid, isExecutorAlive } from '../local/executor-identity.js';
-import { openLocal } from '../local/local-context.js';
 import { localSettings } from '../local/settings.js';
 
 /**
- * Asks the process running a run to stop it (as Ctrl+C would) or abort it, then waits for the end.
- * Exits 0 once the run has ended.
+ * Asks a run to stop (as Ctrl+C would) or abort, then waits for the end: the process running it
+ * in local mode, the server's agents in remote mode. Exits 0 once the run has ended.
  */
 export async function stopCommand(runName: string, opts: { abort?: boolean }): Promise<number> {
   const grace = localSettings().stopGraceSeconds;
-  const ctx = openLocal();
+  const client = await openClient();
   try {
-    const { service } = ctx;
-    let view = service.view(runName);
+    const view = await client.getRun(runName);
     const color = paint(colorsEnabled());
     if (isFinal(view.status)) {
       process.stdout.write(`${runName} has already ended: ${view.status}\n`);
       return 0;
     }
-    const executor = view.run.executor;
-    const pid = executor && isExecutorAlive(executor) ? executorPid(executor) : undefined;
-    if (pid) process.kill(pid, opts.abort ? 'SIGTERM' : 'SIGINT');
+    await client.stop(runName, opts.abort ? 'abort' : 'stop');
     process.stdout.write(`${opts.abort ? 'Aborting' : 'Stopping'} ${runName}…\n`);
-    const deadline = Date.now() + (grace * 2 + 60) * 1000;
-    while (Date.now() < deadline) {
-      service.reconcile(isExecutorAlive);
-      view = service.view(runName);
-      if (isFinal(view.status)) {
-        await ctx.sweep();
-        process.stdout.write(`${runName}: ${color(statusColor(view.status), view.status)}\n`);
-        return 0;
-      }
-      await new Promise((r) => setTimeout(r, 100));
+    const ended = await client.waitForEnd(runName, (grace * 2 + 60) * 1000);
+    if (ended) {
+      await client.sweep();
+      process.stdout.write(`${runName}: ${color(statusColor(ended.status), ended.status)}\n`);
+      return 0;
     }
-    process.stderr.write(`dstack: error: ${runName} is still ${view.status}; try 'dstack stop ${runName} --abort'\n`);
+    const now = await client.getRun(runName);
+    process.stderr.write(`dstack: error: ${runName} is still ${now.status}; try 'dstack stop ${runName} --abort'\n`);
     return 1;
   } finally {
-    ctx.close();
+    client.close();
   }
 }

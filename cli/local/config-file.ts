@@ -9,10 +9,19 @@ export type IsolationMode = (typeof ISOLATIONS)[number];
 /** The image bash and python jobs run in under `docker` isolation, unless told otherwise. */
 export const DEFAULT_ISOLATION_IMAGE = 'python:3.11-slim';
 
+/** Where remote mode's server is, and the user token for it (`dstack config --url --token`). */
+const serverSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }),
+  token: z.string().min(1),
+});
+
 const configSchema = z.strictObject({
   isolation: z.enum(ISOLATIONS).optional(),
   image: z.string().min(1).optional(),
+  server: serverSchema.optional(),
 });
+
+export type ServerConfig = z.infer<typeof serverSchema>;
 
 export type Config = z.infer<typeof configSchema>;
 
@@ -43,10 +52,13 @@ export class ConfigFile {
     return new DstackError('DSTACK_ERR_CONFIG', `cannot read ${this.file}: ${what}; fix it, or remove it and run 'dstack config' again`);
   }
 
+  /** Merges `changes` in (a key set to undefined is removed). The file may hold a token: it is the user's only (0600). */
   update(changes: Config): Config {
     const next = { ...this.read(), ...changes };
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    fs.writeFileSync(this.file, JSON.stringify(next, null, 2) + '\n');
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(next, null, 2) + '\n', { mode: 0o600 });
+    fs.renameSync(tmp, this.file);
     return next;
   }
 }

@@ -22,6 +22,14 @@ export interface SourcePatch {
  * are left exactly as they were: the patch is made with an index of its own.
  */
 export async function sourcePatch(repoDir: string): Promise<SourcePatch> {
+  const { top, remote, repoUrl } = await repoRemote(repoDir);
+  const commit = await newestOnRemote(repoDir, remote);
+  if (!commit) throw fail(`HEAD shares no commit with '${remote}' (${repoUrl}); push your branch first (git push -u ${remote} HEAD)`);
+  return { repoUrl, commit, patch: await diffSince(top, commit) };
+}
+
+/** The repository's top folder and the remote agents fetch from: the upstream's, else `origin`, else the first. */
+export async function repoRemote(repoDir: string): Promise<{ top: string; remote: string; repoUrl: string }> {
   const git = simpleGit({ baseDir: repoDir });
   const top = await git.revparse(['--show-toplevel']).catch(() => undefined);
   if (!top) throw fail(`${repoDir} is not in a git repository; runs on a server need one with a remote (git init, git remote add origin URL, git push)`);
@@ -30,9 +38,7 @@ export async function sourcePatch(repoDir: string): Promise<SourcePatch> {
   const remote = upstream.split('/')[0] || (remotes.includes('origin') ? 'origin' : remotes[0]);
   if (!remote) throw fail(`the repository at ${top} has no remote; add one the agents can fetch (git remote add origin URL) and push`);
   const repoUrl = (await git.remote(['get-url', remote]))!.trim();
-  const commit = await newestOnRemote(repoDir, remote);
-  if (!commit) throw fail(`HEAD shares no commit with '${remote}' (${repoUrl}); push your branch first (git push -u ${remote} HEAD)`);
-  return { repoUrl, commit, patch: await diffSince(top, commit) };
+  return { top, remote, repoUrl };
 }
 
 /** The newest commit of HEAD's history that some branch of `remote` (as last fetched) contains. */

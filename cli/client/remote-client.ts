@@ -1,0 +1,288 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { WebSocket } from 'ws';
+import type { RunView } from '../../app/run-service.js';
+import type { StopMode } from '../../app/scheduler/scheduler.js';
+import type { JobRow, RunRow } from '../../app/store/store.js';
+import { DstackError, type ErrorCode } from '../../shared/errors.js';
+import { referencedSecrets } from '../../shared/secrets.js';
+import type { ServerConfig } from '../local/config-file.js';
+import { dstackHome } from '../local/home.js';
+import { SecretStore } from '../local/secret-store.js';
+import { paint } from '../output/colors.js';
+import type { LogPrinter } from '../output/log-printer.js';
+import type { ArtifactInfo, ClientRun, DstackClient, JobEvent, LogSink, RunListQuery, SubmitRequest, TagInfo } from './dstack-client.js';
+
+/** A run as the server's user API sends it (app/server/user-views.ts). */
+interface WireRun {
+  run: Omit<RunRow, 'executor' | 'isolation' | 'secrets' | 'source'> & { source: { repoUrl: string; commit: string; patch: boolean } | null };
+  status: RunView['status'];
+  jobs: JobRow[];
+  tags: string[];
+  events?: Record<string, JobEvent[]>;
+}
+
+type FollowMessage =
+  | ({ type: 'run' } & WireRun)
+  | ({ type: 'end' } & WireRun)
+  | { type: 'log'; jobId: string; data: string }
+  | { type: 'job'; job: JobRow }
+  | { type: 'port'; jobId: string; port: number };
+
+interface FollowHandlers {
+  log(jobId: string, data: Buffer): void;
+  /** A promise while the reader is behind: the socket is not read meanwhile. */
+  backpressure(): Promise<void> | undefined;
+  job?(job: JobRow, labels: Map<string, string>): void;
+  port?(jobId: string, port: number, labels: Map<string, string>): void;
+}
+
+/** The longest one wait for a run's end asks the server for (it answers sooner when the run ends). */
+const WAIT_SLICE_MS = 30_000;
+
+/** Remote mode: every command is a request to a `dstack-app` server, with the user token saved by `dstack config`. */
+export class RemoteClient implements DstackClient {
+  readonly mode = 'remote';
+  readonly url: string;
+  private readonly token: string;
+
+  constructor(server: ServerConfig, private readonly env: NodeJS.ProcessEnv = process.env) {
+    this.url = server.url.replace(/\/+$/, '');
+    this.token = server.token;
+  }
+
+  /** `GET /api/user`: whose the token is; DSTACK_ERR_AUTH when the server refuses it. */
+  async owner(): Promise<string> {
+    return ((await this.json('GET', '/api/user')) as { owner: string }).owner;
+  }
+
+  async listRuns(query: RunListQuery): Promise<ClientRun[]> {
+    const params = new URLSearchParams({ limit: String(query.limit) });
+    if (query.live) params.set('live', '1');
+    if (query.events) params.set('events', '1');
+    if (query.after) params.set('after', `${query.after.submitted_at}:${query.after.name}`);
+    const page = (await this.json('GET', `/api/runs?${params}`)) as { runs: WireRun[] };
+    return page.runs.map(toView);
+  }
+
+  async getRun(name: string): Promise<ClientRun> {
+    return toView((await this.json('GET', `/api/runs/${encodeURIComponent(name)}`)) as WireRun);
+  }
+
+  readLogs(name: string, sink: LogSink, opts: { follow: boolean }): Promise<RunView> {
+    return this.follow(name, opts.follow, { log: (jobId, data) => sink.write(jobId, data), backpressure: () => sink.backpressure() });
+  }
+
+  async stop(name: string, mode: StopMode): Promise<void> {
+    await this.json('POST', `/api/runs/${encodeURIComponent(name)}/stop`, { abort: mode === 'abort' });
+  }
+
+  async waitForEnd(name: string, ms: number): Promise<RunView | undefined> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const within = Math.max(0, Math.min(WAIT_SLICE_MS, deadline - Date.now()));
+      const answer = (await this.json('GET', `/api/runs/${encodeURIComponent(name)}/end?within=${within}`)) as WireRun & { ended: boolean };
+      if (answer.ended) return toView(answer);
+      if (Date.now() >= deadline) return undefined;
+    }
+  }
+
+  async tag(name: string, tag: string): Promise<{ moved?: string }> {
+    return (await this.json('POST', `/api/runs/${encodeURIComponent(name)}/tag`, { tag })) as { moved?: string };
+  }
+
+  async untag(tag: string): Promise<void> {
+    await this.request('DELETE', `/api/tags/${encodeURIComponent(tag)}`);
+  }
+
+  async listTags(): Promise<TagInfo[]> {
+    return (await this.json('GET', '/api/tags')) as TagInfo[];
+  }
+
+  async listArtifacts(ref: string): Promise<{ run: string; artifacts: ArtifactInfo[] }> {
+    const answer = (await this.json('GET', `/api/runs/${encodeURIComponent(ref)}/artifacts`)) as { run: string; artifacts: (ArtifactInfo & { url: string })[] };
+    return { run: answer.run, artifacts: answer.artifacts.map(({ url: _url, ...a }) => a) };
+  }
+
+  async openArtifact(run: string, artifact: ArtifactInfo): Promise<Readable> {
+    const res = await this.request('GET', `/api/runs/${encodeURIComponent(run)}/jobs/${encodeURIComponent(artifact.jobId)}/artifact?path=${encodeURIComponent(artifact.path)}`);
+    return Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
+  }
+
+  async pruneCache(root: string, workflow: string): Promise<number> {
+    const { repoRemote } = await import('../remote/source-patch.js');
+    const repo = withoutCredentials((await repoRemote(root)).repoUrl);
+    const answer = (await this.json('DELETE', `/api/caches?${new URLSearchParams({ repo, workflow })}`)) as { deleted: number };
+    return answer.deleted;
+  }
+
+  async newRunName(): Promise<string> {
+    return ((await this.json('POST', '/api/run-names')) as { name: string }).name;
+  }
+
+  /** Sends the code (the newest pushed commit and one patch of the rest), then the run with the values of the secrets it uses. */
+  async submit(request: SubmitRequest): Promise<RunView> {
+    const { sourcePatch } = await import('../remote/source-patch.js');
+    const source = await sourcePatch(request.root);
+    const patch = await nonEmpty(source.patch);
+    let patchId: string | null = null;
+    if (patch) {
+      const res = await this.request('POST', '/api/patches', { body: patch, type: 'application/octet-stream' });
+      patchId = ((await res.json()) as { id: string }).id;
+    }
+    const stored = new SecretStore(dstackHome(this.env)).values();
+    const secrets = Object.fromEntries(referencedSecrets(request.plan).map((name) => [name, stored[name] ?? '']));
+    const repoUrl = withoutCredentials(source.repoUrl);
+    const view = toView(
+      (await this.json('POST', '/api/runs', {
+        name: request.runName,
+        repo: repoUrl,
+        workflow: request.workflow,
+        args: request.args,
+        plan: request.plan,
+        source: { repoUrl, commit: source.commit, patch: patchId },
+        secrets,
+      })) as WireRun,
+    );
+    return view;
+  }
+
+  /** Streams the run's output from the server until it ends; jobs that fail before printing anything say why. */
+  attach(name: string, printer: LogPrinter, colors = false): Promise<RunView> {
+    const color = paint(colors);
+    const printed = new Set<string>();
+    return this.follow(name, true, {
+      log: (jobId, data) => {
+        printed.add(jobId);
+        printer.write(jobId, data);
+      },
+      backpressure: () => printer.backpressure(),
+      job: (job) => {
+        if (job.status === 'failed' && job.reason && job.exit_code === null && !printed.has(job.id)) printer.line(color('red', `${job.workflow}: ${job.reason}`));
+      },
+      port: (jobId, port, labels) => printer.line(color('cyan', `${labels.get(jobId) ?? jobId}: port ${port} is open on the agent`)),
+    });
+  }
+
+  /** The run's logs over a WebSocket, from the start of each job's log, then live until the end. */
+  private follow(name: string, follow: boolean, handlers: FollowHandlers): Promise<RunView> {
+    const url = `${this.url.replace(/^http/, 'ws')}/api/runs/${encodeURIComponent(name)}/logs?follow=${follow ? 1 : 0}`;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } });
+      let labels = new Map<string, string>();
+      let end: RunView | undefined;
+      ws.on('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => reject(this.answerError(res.statusCode ?? 0, body)));
+      });
+      ws.on('error', (err) => reject(this.unreachable(err)));
+      ws.on('message', (raw) => {
+        const message = JSON.parse(raw.toString()) as FollowMessage;
+        if (message.type === 'run') labels = new Map(message.jobs.map((j) => [j.id, j.workflow]));
+        else if (message.type === 'log') {
+          handlers.log(message.jobId, Buffer.from(message.data, 'base64'));
+          const wait = handlers.backpressure();
+          if (wait) {
+            ws.pause();
+            void wait.then(() => ws.resume());
+          }
+        } else if (message.type === 'job') handlers.job?.(message.job, labels);
+        else if (message.type === 'port') handlers.port?.(message.jobId, message.port, labels);
+        else if (message.type === 'end') end = toView(message);
+      });
+      ws.on('close', (code, reason) => {
+        if (end) resolve(end);
+        else reject(new DstackError('DSTACK_ERR_SERVER', `the server at ${this.url} closed the log stream of ${name} (${code}${reason.length ? ` ${reason.toString()}` : ''}); follow it again with 'dstack logs ${name} -f'`));
+      });
+    });
+  }
+
+  private async json(method: string, path: string, body?: unknown): Promise<unknown> {
+    const res = await this.request(method, path, body === undefined ? {} : { body: JSON.stringify(body), type: 'application/json' });
+    return res.status === 204 ? undefined : res.json();
+  }
+
+  /** One request; a refused token is DSTACK_ERR_AUTH, an unreachable server or an error answer DSTACK_ERR_SERVER (or the answer's own code). */
+  private async request(method: string, path: string, opts: { body?: string | Readable; type?: string } = {}): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    if (opts.type) headers['content-type'] = opts.type;
+    let res: Response;
+    try {
+      const body = opts.body instanceof Readable ? (Readable.toWeb(opts.body) as ReadableStream) : opts.body;
+      res = await fetch(`${this.url}${path}`, { method, headers, body, ...(opts.body instanceof Readable ? { duplex: 'half' } : {}) } as RequestInit);
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (res.ok) return res;
+    throw this.answerError(res.status, await res.text().catch(() => ''));
+  }
+
+  private unreachable(err: unknown): DstackError {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+    return new DstackError('DSTACK_ERR_SERVER', `cannot reach the server at ${this.url}: ${why}; check \`dstack config\``, { cause: err });
+  }
+
+  private answerError(status: number, text: string): DstackError {
+    if (status === 401) {
+      return new DstackError(
+        'DSTACK_ERR_AUTH',
+        `the server at ${this.url} refused the token (401); create a user token with 'dstack-app token create --owner NAME --user' and save it with 'dstack config --url ${this.url} --token TOKEN'`,
+      );
+    }
+    let body: { error?: string; code?: string } = {};
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      // Not the user API's JSON (a proxy's page, another server): say what came back.
+    }
+    if (body.code && /^DSTACK_ERR_[A-Z_]+$/.test(body.code) && body.error) return new DstackError(body.code as ErrorCode, body.error);
+    return new DstackError('DSTACK_ERR_SERVER', `the server at ${this.url} answered ${status}: ${body.error ?? (text.trim().slice(0, 200) || 'no message')}; check \`dstack config\``);
+  }
+
+  async sweep(): Promise<void> {}
+
+  close(): void {}
+}
+
+/** A server's run as the commands' RunView (what the API never sends — secrets, the patch's key — is null). */
+function toView(w: WireRun): ClientRun {
+  return {
+    run: { ...w.run, executor: null, isolation: null, secrets: null, source: null },
+    status: w.status,
+    jobs: w.jobs,
+    tags: w.tags,
+    ...(w.events ? { events: w.events } : {}),
+  };
+}
+
+/** A remote URL without a user name or password: those are the user's, not for the server or its agents. */
+export function withoutCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return url; // scp-like `git@host:path`, or a path
+  }
+}
+
+/** The stream again, or undefined when it turns out empty (an empty patch is no patch). */
+async function nonEmpty(stream: Readable): Promise<Readable | undefined> {
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first = await it.next();
+  if (first.done) return undefined;
+  return Readable.from(
+    (async function* () {
+      yield first.value;
+      for (;;) {
+        const next = await it.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    })(),
+  );
+}
