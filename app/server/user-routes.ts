@@ -7,7 +7,7 @@ import { DstackError, isDstackError } from '../../shared/errors.js';
 import { isFinal } from '../../shared/job-status.js';
 import { referencedSecrets } from '../../shared/secrets.js';
 import type { RunView } from '../run-service.js';
-import type { RunCursor } from '../store/store.js';
+import type { JobRow, RunCursor } from '../store/store.js';
 import { LogFollower } from './log-follower.js';
 import type { ServerContext } from './server.js';
 import { parseSubmitBody, RUN_NAME } from './submit-body.js';
@@ -42,6 +42,8 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
   const json = express.json({ limit: '16mb' });
   const owner = (req: Request) => req.principal!.owner;
   const ownRun = (req: Request, name = String(req.params.name)) => service.view(name, owner(req));
+  /** Requests waiting for a run's end, by run: one listener on the run service serves them all. */
+  const waiters = new Map<string, Set<(view: RunView) => void>>();
   /** Names handed out and not yet submitted: two clients asking at once never get the same one. */
   const held = new Map<string, { owner: string; until: number }>();
 
@@ -133,24 +135,21 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
     const name = ownRun(req).run.name;
     const within = Math.min(Math.max(Number(req.query.within ?? MAX_WAIT_MS) || 0, 0), MAX_WAIT_MS);
     let timer: NodeJS.Timeout | undefined;
-    const answer = (view: RunView) => {
+    const forget = () => {
       clearTimeout(timer);
-      service.off('job', onJob);
+      waiters.get(name)?.delete(onEnd);
+      if (waiters.get(name)?.size === 0) waiters.delete(name);
+    };
+    const answer = (view: RunView) => {
+      forget();
       res.json({ ended: isFinal(view.status), ...publicRun(service, view) });
     };
-    const onJob = (job: { run_name: string }) => {
-      if (job.run_name !== name) return;
-      const view = service.view(name);
-      if (isFinal(view.status)) answer(view);
-    };
+    const onEnd = (view: RunView) => answer(view);
     const now = service.view(name);
     if (isFinal(now.status)) return answer(now);
-    service.on('job', onJob);
+    waiters.set(name, (waiters.get(name) ?? new Set()).add(onEnd));
     timer = setTimeout(() => answer(service.view(name)), within);
-    res.on('close', () => {
-      clearTimeout(timer);
-      service.off('job', onJob);
-    });
+    res.on('close', forget);
   });
 
   router.post('/api/runs/:name/stop', user, json, (req, res) => {
@@ -228,18 +227,25 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
     }
   });
 
-  // Log following: one listener on the run service for every follower.
+  // Log following and waits for an end: one listener of each kind on the run service for all of them.
   const wss = new WebSocketServer({ noServer: true });
   const followers = new Set<LogFollower>();
-  service.on('log', (jobId) => {
+  const onLog = (jobId: string) => {
     for (const f of followers) if (f.has(jobId)) f.logged();
-  });
-  service.on('job', (job) => {
+  };
+  const onJob = (job: JobRow) => {
     for (const f of followers) if (f.has(job.id)) f.jobChanged(job);
-  });
-  service.on('port', (jobId, port) => {
+    const waiting = waiters.get(job.run_name);
+    if (!waiting || !isFinal(job.status)) return;
+    const view = service.view(job.run_name);
+    if (isFinal(view.status)) for (const answer of [...waiting]) answer(view);
+  };
+  const onPort = (jobId: string, port: number) => {
     for (const f of followers) if (f.has(jobId)) f.port(jobId, port);
-  });
+  };
+  service.on('log', onLog);
+  service.on('job', onJob);
+  service.on('port', onPort);
 
   const upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -269,6 +275,9 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
     router,
     upgrade,
     close: () => {
+      service.off('log', onLog);
+      service.off('job', onJob);
+      service.off('port', onPort);
       for (const f of followers) f.close();
       followers.clear();
       wss.close();

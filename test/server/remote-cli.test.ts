@@ -39,6 +39,10 @@ const WORKFLOWS = {
     '    commands:',
     '      - echo started',
     '      - sleep 600',
+    '  - name: stubborn',
+    '    provider: bash',
+    '    commands:',
+    `      - 'trap "" INT TERM; echo started; while true; do sleep 1; done'`,
     '  - name: train',
     '    provider: bash',
     '    depends-on: [prep:latest]',
@@ -61,6 +65,14 @@ async function serverWithUsers(): Promise<{ dataDir: string; server: ServerProc;
     expect(r.stderr).toBe('');
   }
   return { dataDir, server, acme: homes.acme!, other: homes.other!, tokens };
+}
+
+/** A server with a user (acme) and one agent of acme's connected, and a pushed repository of WORKFLOWS. */
+async function serverWithAgent(agentEnv: NodeJS.ProcessEnv = {}) {
+  const users = await serverWithUsers();
+  const agentToken = await createToken(users.dataDir, 'acme', 'agent');
+  await startAgent({ url: users.server.url, token: agentToken.token, name: 'box', workDir: tempDir(), env: agentEnv });
+  return { ...users, repo: pushedRepo(WORKFLOWS) };
 }
 
 async function psJson(cwd: string, home: string): Promise<RunJson[]> {
@@ -130,7 +142,7 @@ describe('dstack config for a server', () => {
 });
 
 describe('dstack against a server', () => {
-  it("sends the run's code as the newest pushed commit and one patch that applies to a clone of it, and the values of the secrets it uses", async () => {
+  it("sends the run's code as the newest pushed commit and one patch that applies to a clone of it, leaving the user's index and files as they were", async () => {
     const { dataDir, server, acme, tokens } = await serverWithUsers();
     const repo = pushedRepo(WORKFLOWS);
     // Work not pushed: a change to a tracked file, a new file, an ignored one, a local commit.
@@ -251,11 +263,8 @@ describe('dstack against a server', () => {
 });
 
 describe('dstack run against a server with an agent', () => {
-  it('streams the job output live from the start, and exits with the run: 0 when every job is done', async () => {
-    const { dataDir, server, acme } = await serverWithUsers();
-    const agentToken = await createToken(dataDir, 'acme', 'agent');
-    await startAgent({ url: server.url, token: agentToken.token, name: 'box', workDir: tempDir() });
-    const repo = pushedRepo(WORKFLOWS);
+  it('streams the job output live from the start with the secret masked, and exits with the run: 0 when every job is done', async () => {
+    const { acme, repo } = await serverWithAgent();
     fs.writeFileSync(path.join(repo.cwd, 'data.txt'), 'not pushed\n');
     await cli(['secrets', 'add', 'API_KEY'], { cwd: repo.cwd, home: acme, input: 'k3y' });
     const r = await cli(['run', 'hello', 'x y'], { cwd: repo.cwd, home: acme });
@@ -269,11 +278,8 @@ describe('dstack run against a server with an agent', () => {
     expect((await cli(['logs', name], { cwd: repo.cwd, home: acme })).stdout).toBe('not pushed\r\nargs: x y\r\nsecret: ***\r\n');
   });
 
-  it('stops the run on the server at Ctrl+C (artifacts kept), and dstack stop from another terminal stops it too', async () => {
-    const { dataDir, server, acme } = await serverWithUsers();
-    const agentToken = await createToken(dataDir, 'acme', 'agent');
-    await startAgent({ url: server.url, token: agentToken.token, name: 'box', workDir: tempDir(), env: { DSTACK_STOP_GRACE_SECONDS: '1' } });
-    const repo = pushedRepo(WORKFLOWS);
+  it('stops the run on the server at Ctrl+C, and dstack stop from another terminal stops it too, ending dstack logs -f', async () => {
+    const { acme, repo } = await serverWithAgent({ DSTACK_STOP_GRACE_SECONDS: '1' });
 
     const run = startCli(['run', 'slow'], { cwd: repo.cwd, home: acme });
     await waitFor(() => run.output().stdout.includes('started\r\n'), 30_000, 'the job to print');
@@ -289,5 +295,18 @@ describe('dstack run against a server with an agent', () => {
     const stop = await cli(['stop', detached], { cwd: repo.cwd, home: acme });
     expect(stop.stdout).toBe(`Stopping ${detached}…\n${detached}: stopped\n`);
     expect((await follow.exited).code).toBe(0);
+  });
+
+  it('aborts the run on the server at a second Ctrl+C, when the job does not heed the first', async () => {
+    const { acme, repo } = await serverWithAgent({ DSTACK_STOP_GRACE_SECONDS: '300' });
+    const run = startCli(['run', 'stubborn'], { cwd: repo.cwd, home: acme });
+    await waitFor(() => run.output().stdout.includes('started\r\n'), 30_000, 'the job to print');
+    run.kill('SIGINT');
+    await waitFor(() => run.output().stdout.includes('Stopping…'), 10_000, 'the stop to be asked for');
+    run.kill('SIGINT');
+    const aborted = await run.exited;
+    expect(aborted.stdout).toContain('Aborting…');
+    expect(aborted.stdout).toMatch(/stubborn +aborted /);
+    expect(aborted.code).toBe(1);
   });
 });
