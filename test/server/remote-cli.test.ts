@@ -53,6 +53,9 @@ const WORKFLOWS = {
   'data.txt': 'committed\n',
 };
 
+/** A resolved workflow as `dstack run` sends it in a plan. */
+const RESOLVED = { name: 'a', provider: 'bash', spec: { name: 'a', provider: 'bash', commands: ['true'] }, dependsOn: [], workingDir: '.', artifacts: [], cache: [], ports: [], env: {}, resources: { gpu: { count: 0 }, interruptible: false } };
+
 /** A server, with a user token of each owner saved in a DSTACK_HOME of their own. */
 async function serverWithUsers(): Promise<{ dataDir: string; server: ServerProc; acme: string; other: string; tokens: Record<string, { id: string; token: string }> }> {
   const dataDir = tempDir();
@@ -243,7 +246,7 @@ describe('dstack against a server', () => {
 
     const token = tokens.acme!.token;
     const name = ((await api(server.url, token, 'POST', '/api/run-names')).json as { name: string }).name;
-    const wf = { name: 'a', provider: 'bash', spec: { name: 'a', provider: 'bash', commands: ['true'] }, dependsOn: [], workingDir: '.', artifacts: [], cache: [], ports: [], env: {}, resources: { gpu: { count: 0 }, interruptible: false } };
+    const wf = RESOLVED;
     const body = { name, repo: 'r', workflow: 'a', args: '', plan: [wf], source: { repoUrl: 'r', commit: 'a'.repeat(40), patch: null } };
     const refused = async (change: Record<string, unknown>) => (await api(server.url, token, 'POST', '/api/runs', { ...body, ...change })).json;
     expect(await refused({ plan: [] })).toEqual({ error: "invalid run at 'plan': Too small: expected array to have >=1 items", code: 'DSTACK_ERR_USAGE' });
@@ -259,6 +262,33 @@ describe('dstack against a server', () => {
     const ok = await api(server.url, token, 'POST', '/api/runs', body);
     expect([ok.status, (ok.json.run as { name: string }).name]).toEqual([201, name]);
     expect(await refused({})).toEqual({ error: `run name '${name}' is taken; ask for another with POST /api/run-names`, code: 'DSTACK_ERR_USAGE' });
+  });
+});
+
+describe('the user API', () => {
+  it('pages runs newest first with a cursor, as dstack ps -n and -a read them', async () => {
+    const { server, acme, tokens } = await serverWithUsers();
+    const token = tokens.acme!.token;
+    const wf = RESOLVED;
+    const names: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const name = ((await api(server.url, token, 'POST', '/api/run-names')).json as { name: string }).name;
+      expect(names).not.toContain(name);
+      await api(server.url, token, 'POST', '/api/runs', { name, repo: 'r', workflow: 'a', args: '', plan: [wf], source: { repoUrl: 'r', commit: 'a'.repeat(40), patch: null } });
+      names.unshift(name);
+    }
+    // Newest first, by submission time (runs of the same millisecond in a stable order of their own).
+    const all = ((await api(server.url, token, 'GET', '/api/runs?limit=500')).json as { runs: { run: { name: string } }[] }).runs.map((r) => r.run.name);
+    expect([...all].sort()).toEqual([...names].sort());
+    names.splice(0, 3, ...all);
+    const first = (await api(server.url, token, 'GET', '/api/runs?limit=2')).json as { runs: { run: { name: string } }[]; next: string };
+    expect(first.runs.map((r) => r.run.name)).toEqual(names.slice(0, 2));
+    const second = (await api(server.url, token, 'GET', `/api/runs?limit=2&after=${first.next}`)).json as { runs: { run: { name: string } }[]; next: string | null };
+    expect([second.runs.map((r) => r.run.name), second.next]).toEqual([names.slice(2), null]);
+    const listed = (args: string[]) => cli(['ps', ...args], { cwd: acme, home: acme }).then((r) => [...r.stdout.matchAll(/^([a-z]+-[a-z]+-\d+) /gm)].map((m) => m[1]));
+    expect(await listed(['-n', '2'])).toEqual(names.slice(0, 2));
+    expect(await listed(['-a'])).toEqual(names);
+    expect(await listed([])).toEqual(names);
   });
 });
 
