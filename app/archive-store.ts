@@ -35,6 +35,20 @@ export class ArchiveStore {
     return fs.createReadStream(this.file(key));
   }
 
+  /** The keys of the archives under a folder of the store (recursively). */
+  list(folder: string): string[] {
+    const dir = this.file(folder);
+    if (!fs.existsSync(dir)) return [];
+    return (fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as fs.Dirent[])
+      .filter((e) => e.isFile() && !e.name.endsWith('.part'))
+      .map((e) => path.relative(this.dir, path.join(e.parentPath, e.name)));
+  }
+
+  /** When an archive was written, in ms since the epoch. */
+  modifiedAt(key: string): number {
+    return fs.statSync(this.file(key)).mtimeMs;
+  }
+
   exists(key: string): boolean {
     return fs.existsSync(this.file(key));
   }

@@ -140,8 +140,12 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     if (isFinal(status)) {
       // Its end comes after its last log chunk: a server with thousands of jobs keeps no file open for those that ended.
       this.logs.close(jobId);
-      // Secrets are kept only while a job may still need them.
-      if (this.store.jobsOf(job.run_name).every((j) => isFinal(j.status))) this.store.clearSecrets(job.run_name);
+      // Secrets, and the code patch of a remote run, are kept only while a job may still need them.
+      if (this.store.jobsOf(job.run_name).every((j) => isFinal(j.status))) {
+        this.store.clearSecrets(job.run_name);
+        const patch = this.sourceOf(this.store.getRun(job.run_name)!)?.patch;
+        if (patch) this.archives.remove(patch);
+      }
     }
     this.emit('job', job);
   }
@@ -310,6 +314,25 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     const id = randomBytes(12).toString('hex');
     await this.archives.put(patchArchive(owner, id), stream);
     return id;
+  }
+
+  /**
+   * Removes patches uploaded more than `olderThanMs` ago that no unfinished run refers to: those
+   * of runs never submitted (a client that gave up between upload and submit).
+   */
+  prunePatches(olderThanMs: number, now = Date.now()): number {
+    const live = new Set<string>();
+    for (const name of this.store.runsWithLiveJobs()) {
+      const patch = this.sourceOf(this.store.getRun(name)!)?.patch;
+      if (patch) live.add(patch);
+    }
+    let removed = 0;
+    for (const key of this.archives.list('patches')) {
+      if (live.has(key) || now - this.archives.modifiedAt(key) < olderThanMs) continue;
+      this.archives.remove(key);
+      removed++;
+    }
+    return removed;
   }
 
   /** The archive key of an owner's stored patch, or undefined when that owner has no such patch. */

@@ -89,6 +89,10 @@ export function createServer(options: ServerOptions): DstackServer {
   // Offers that were out when a previous server stopped were never started: they wait again.
   for (const job of state.service.jobsOnAgents()) if (job.status === 'submitted') state.service.releaseResources(job.id);
   const scheduler = new Scheduler(state.service);
+  // Patches uploaded for runs that were never submitted: gone after a day, looked for hourly.
+  const prunePatches = () => state.service.prunePatches(24 * 60 * 60 * 1000);
+  prunePatches();
+  const patchTimer = setInterval(prunePatches, 60 * 60 * 1000).unref();
   const lostAfterMs = options.agentLostAfterMs ?? 30_000;
   const hub = new AgentHub({
     service: state.service,
@@ -152,6 +156,7 @@ export function createServer(options: ServerOptions): DstackServer {
       }),
     close: () =>
       new Promise((resolve) => {
+        clearInterval(patchTimer);
         hub.close();
         users.close();
         scheduler.close();

@@ -122,4 +122,24 @@ describe('RunService', () => {
     expect(service.pruneCache('/repo', 'train')).toBe(0);
     expect(fs.readdirSync(archives, { recursive: true }).some((f) => String(f).endsWith('.tar'))).toBe(false);
   });
+
+  it("removes a remote run's patch once its last job ends, and patches no run took once they are old", async () => {
+    const { service, dir } = setup();
+    const taken = await service.putPatch('acme', Readable.from([Buffer.from('diff --git a/x b/x\n')]));
+    const left = await service.putPatch('acme', Readable.from([Buffer.from('never submitted\n')]));
+    const key = service.patchKey('acme', taken)!;
+    service.submit({
+      repo: 'acme:https://example.invalid/r.git', workflow: 'a', args: '', runName: 'remote-run-1', plan: [workflow('a'), workflow('b')], executor: null,
+      owner: 'acme', source: { repoUrl: 'https://example.invalid/r.git', commit: 'c'.repeat(40), patch: key },
+    });
+    const later = Date.now() + 2 * 24 * 60 * 60 * 1000;
+    // The submitted run's patch stays while it runs, however old; the one no run took goes.
+    expect(service.prunePatches(24 * 60 * 60 * 1000, later)).toBe(1);
+    expect(service.patchKey('acme', left)).toBeUndefined();
+    service.setJobStatus('remote-run-1-0', 'done');
+    expect(service.patchKey('acme', taken)).toBe(key);
+    service.setJobStatus('remote-run-1-1', 'failed');
+    expect(service.patchKey('acme', taken)).toBeUndefined();
+    expect(fs.readdirSync(path.join(dir, 'archives/patches'), { recursive: true }).filter((f) => String(f).endsWith('.patch'))).toEqual([]);
+  });
 });
