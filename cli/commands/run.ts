@@ -13,7 +13,7 @@ import { localSettings } from '../local/settings.js';
 import { colorsEnabled, paint } from '../output/colors.js';
 import { LogPrinter } from '../output/log-printer.js';
 import { jobSummary, runTable } from '../output/run-table.js';
-import { parseRunArgs } from './run-args.js';
+import { parseRunArgs } from '../../shared/run-args.js';
 
 export interface RunOptions {
   detach?: boolean;

@@ -8,6 +8,7 @@ import { applyProvider, loadProvider, type LoadedProvider } from './custom-workf
 import { confinedPath } from './paths.js';
 import { ProviderFetchError, type ProviderRepos } from './provider-repos.js';
 import { variablesFile, type WorkflowSpec } from './schema.js';
+import type { Triggers } from './triggers.js';
 import type { Dependency, ResolvedWorkflow, Resources } from './types.js';
 import { validateWorkflow } from './validate.js';
 import { formatPosition, YamlFile, type Path } from './yaml-file.js';
@@ -58,6 +59,11 @@ export class Project {
   help(name: string): string | undefined {
     const raw = this.entries.get(name)?.raw as { help?: unknown } | undefined;
     return typeof raw?.help === 'string' ? raw.help : undefined;
+  }
+
+  /** A workflow's `on:` (checked when loading; `dstack run` ignores it, the GitHub App reads it on a push). */
+  triggersOf(name: string): Triggers | undefined {
+    return (this.entry(name).raw as { on?: Triggers } | null)?.on;
   }
 
   /** The variables a workflow sees: `global`, then its own. */

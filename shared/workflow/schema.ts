@@ -52,6 +52,25 @@ const command = z.union([z.string(), z.number(), z.boolean()]).transform(String)
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}$/, 'a port number')]);
 
+/** A branch filter of `on.push.branches`: a glob (`*` within a path segment, `**` across them, `?`), `!` in front excludes. */
+const branchPattern = z.string().min(1).regex(/^!?[^\s!]/, 'a branch name or glob such as `main` or `release/*`');
+
+/** `on:` — what starts the workflow besides `dstack run` and `/dstack run` (seed: GitHub Actions' syntax, push only). */
+export const triggers = z
+  .union([
+    z.literal('push'),
+    z.array(z.literal('push')).min(1),
+    z.strictObject({
+      push: z
+        .strictObject({
+          branches: z.array(branchPattern).min(1).optional().describe('Branches (globs) whose pushes run it; default: every branch.'),
+        })
+        .nullable()
+        .describe('Run on each push to a matching branch, at the pushed commit.'),
+    }),
+  ])
+  .describe('When the GitHub App runs the workflow by itself: `push`, or `{push: {branches: [main, release/*]}}`. `dstack run` ignores it.');
+
 const common = {
   name: z
     .string()
@@ -62,6 +81,7 @@ const common = {
     .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*(:[A-Za-z0-9][A-Za-z0-9_.-]*)?$/, '`workflow` or `workflow:tag`'))
     .optional()
     .describe('Workflows to run first (`prepare`), or tagged runs to take artifacts from (`prepare:latest`).'),
+  on: triggers.optional(),
 };
 
 const artifacts = z.array(pathEntry).optional().describe('Folders saved at the end of the job.');
@@ -150,7 +170,7 @@ export const customWorkflow = z
   .catchall(z.unknown().describe("An input of the provider, e.g. `model: bert-base`."));
 
 /** The keys of a custom-provider workflow that are its own; every other key is an input. */
-export const CUSTOM_OWN_KEYS = ['name', 'help', 'provider', 'depends-on', 'artifacts', 'cache', 'resources'] as const;
+export const CUSTOM_OWN_KEYS = ['name', 'help', 'provider', 'depends-on', 'on', 'artifacts', 'cache', 'resources'] as const;
 
 export const INPUT_TYPES = ['string', 'integer', 'number', 'boolean'] as const;
 

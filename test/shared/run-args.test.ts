@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRunArgs } from '../../../cli/commands/run-args.js';
+import { parseRunArgs } from '../../shared/run-args.js';
 
 const vars = (...names: string[]) => (n: string) => names.includes(n);
 
