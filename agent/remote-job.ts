@@ -165,13 +165,17 @@ export class RemoteJob {
         this.ports.add(port);
         if (this.ready) this.ctx.send({ type: 'port', jobId: this.id, port });
       },
-      checkout: (dest) =>
-        this.ctx.mirrors.checkout({
+      checkout: async (dest) => {
+        // Asked for now, not with the offer: it is short-lived, and held only for this fetch.
+        const token = this.offer.source.credentials ? (await this.http.json<{ token: string }>(this.http.jobPath('git-credentials'))).token : undefined;
+        await this.ctx.mirrors.checkout({
           repoUrl: this.offer.source.repoUrl,
           commit: this.offer.source.commit,
           dest,
+          ...(token ? { token } : {}),
           ...(this.offer.source.patch ? { patch: this.http.download(this.http.jobPath('patch')) } : {}),
-        }),
+        });
+      },
       dependencies: () => refs('dependencies'),
       caches: () => refs('caches'),
       putArtifact: put('artifacts'),

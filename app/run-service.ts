@@ -39,6 +39,8 @@ export interface RunSource {
   repoUrl: string;
   commit: string;
   patch: string | null;
+  /** The agent asks the server for a token to fetch the code with (a private repository of the GitHub App's). */
+  credentials?: boolean;
 }
 
 export interface RunServiceEvents {

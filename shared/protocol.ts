@@ -9,8 +9,12 @@ import type { ResolvedWorkflow } from './workflow/types.js';
  *
  * Raise PROTOCOL_VERSION for any change an older peer would misread; `hello` carries it and the
  * server refuses a mismatch, saying which side to upgrade.
+ *
+ * 2: offers may carry `source.credentials`. An agent of protocol 1 checks offers strictly and would
+ * close its socket on such an offer, reconnect and be offered the job again; refusing its hello
+ * tells its owner to upgrade it instead.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /**
  * The largest frame either side accepts: a log chunk (64 KiB, base64) with room to spare. A bigger
@@ -120,8 +124,12 @@ export const offerMessage = z.strictObject({
   gpus: z.array(z.string()),
   /** Values of the secrets the workflow refers to. */
   secrets: z.record(z.string(), z.string()),
-  /** Where the code is: the commit to check out, and a patch to apply (fetched over HTTP). */
-  source: z.strictObject({ repoUrl: z.string(), commit: z.string(), patch: z.boolean() }),
+  /**
+   * Where the code is: the commit to check out, and a patch to apply (fetched over HTTP). With
+   * `credentials`, the agent gets a short-lived token from `GET /api/jobs/:id/git-credentials` just
+   * before fetching, and git sends it as a header; it is never written down.
+   */
+  source: z.strictObject({ repoUrl: z.string(), commit: z.string(), patch: z.boolean(), credentials: z.boolean().optional() }),
   /** Base URL of the job's HTTP endpoints, and the short-lived token scoped to this job. */
   api: z.strictObject({ url: z.string(), token: z.string() }),
   /** Accept within this many milliseconds, or the job goes back to the queue. */

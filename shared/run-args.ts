@@ -1,3 +1,7 @@
+import { DstackError } from './errors.js';
+import { agentLabel } from './workflow/schema.js';
+import type { ResolvedWorkflow } from './workflow/types.js';
+
 export interface ParsedRunArgs {
   detach: boolean;
   isolation?: string;
@@ -48,4 +52,19 @@ export function parseRunArgs(tokens: readonly string[], isVariable: (name: strin
     rest.push(t);
   }
   return { detach, ...options, ...(labels.length > 0 ? { labels } : {}), overrides, args: rest };
+}
+
+/** `--label` values, checked as `resources.labels` in a workflow file is. */
+export function checkLabels(labels: string[]): string[] {
+  for (const label of labels) {
+    const r = agentLabel.safeParse(label);
+    if (!r.success) throw new DstackError('DSTACK_ERR_USAGE', `invalid --label '${label}': ${r.error.issues[0]!.message}`);
+  }
+  return labels;
+}
+
+/** A workflow asking for `labels` besides its own. */
+export function withLabels(wf: ResolvedWorkflow, labels: string[]): ResolvedWorkflow {
+  if (labels.length === 0) return wf;
+  return { ...wf, resources: { ...wf.resources, labels: [...new Set([...(wf.resources.labels ?? []), ...labels])] } };
 }

@@ -179,7 +179,7 @@ export class RemoteAgent implements Agent {
       workflow,
       gpus: gpus.map((g) => g.uuid),
       secrets,
-      source: { repoUrl: source.repoUrl, commit: source.commit, patch: source.patch !== null },
+      source: { repoUrl: source.repoUrl, commit: source.commit, patch: source.patch !== null, ...(source.credentials ? { credentials: true } : {}) },
       api: { url: this.apiBase, token: jobTokens.issue(job.id) },
       acceptWithinMs: this.ctx.acceptWithinMs,
       firstLogSeq: service.lastLogSeq(job.id) + 1,

@@ -7,6 +7,7 @@ import type { JobTokens } from '../auth/job-tokens.js';
 import { JobEndpoint, type JobArchive } from '../job-endpoint.js';
 import type { RunService } from '../run-service.js';
 import { jobSpec } from '../store/store.js';
+import type { GitCredentials } from './git-credentials.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -20,7 +21,7 @@ declare module 'express-serve-static-core' {
  * job's own short-lived token (see app/auth/job-tokens.ts), good for that job only and only until
  * it ends; anything else is 401.
  */
-export function jobRoutes(service: RunService, jobTokens: JobTokens): Router {
+export function jobRoutes(service: RunService, jobTokens: JobTokens, credentials?: GitCredentials): Router {
   const router = Router();
 
   const authorise = (req: Request, res: Response, next: NextFunction) => {
@@ -42,6 +43,22 @@ export function jobRoutes(service: RunService, jobTokens: JobTokens): Router {
       return;
     }
     stream(res, service.openArchive(patch), 'application/octet-stream').catch(next);
+  });
+
+  // A token to fetch the run's code with, minted on demand (see git-credentials.ts) and never kept:
+  // asked for just before the checkout, sent as a header by git, gone with the job.
+  router.get('/api/jobs/:id/git-credentials', authorise, async (req, res, next) => {
+    const run = service.view(req.endpoint!.job.run_name).run;
+    try {
+      const token = service.sourceOf(run)?.credentials ? await credentials?.forRun(run) : undefined;
+      if (!token) {
+        res.status(404).json({ error: `run ${run.name} needs no credentials to fetch its code` });
+        return;
+      }
+      res.set('cache-control', 'no-store').json({ token });
+    } catch (err) {
+      next(err);
+    }
   });
 
   const inputs = (endpoint: JobEndpoint): Record<string, JobArchive[]> => ({ dependencies: endpoint.dependencies(), caches: endpoint.caches() });

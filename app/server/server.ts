@@ -10,6 +10,7 @@ import { Tokens, type Principal, type TokenKind } from '../auth/tokens.js';
 import { AgentHub } from '../hub/agent-hub.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { openState, type State } from '../state.js';
+import { GitCredentials } from './git-credentials.js';
 import { jobRoutes } from './job-routes.js';
 import { Counter, Gauge, Histogram, Registry } from './metrics.js';
 import { userRoutes } from './user-routes.js';
@@ -34,6 +35,8 @@ export interface ServerContext {
   jobTokens: JobTokens;
   sealer: Sealer;
   hub: AgentHub;
+  /** Where agents get a token to fetch a run's code with, when a front door (the GitHub App) provides one. */
+  gitCredentials: GitCredentials;
   metrics: ReturnType<typeof serverMetrics>;
   /** Authenticates requests to routes added with it; 401 with nothing else for a missing, wrong or revoked token. */
   requireToken(kind: TokenKind): (req: Request, res: Response, next: NextFunction) => void;
@@ -133,8 +136,9 @@ export function createServer(options: ServerOptions): DstackServer {
     req.principal = principal;
     next();
   };
-  app.use(jobRoutes(state.service, jobTokens));
-  const context: ServerContext = { state, scheduler, tokens, jobTokens, sealer, hub, metrics, requireToken, log };
+  const gitCredentials = new GitCredentials();
+  app.use(jobRoutes(state.service, jobTokens, gitCredentials));
+  const context: ServerContext = { state, scheduler, tokens, jobTokens, sealer, hub, gitCredentials, metrics, requireToken, log };
   const users = userRoutes(context);
   app.use(users.router);
 

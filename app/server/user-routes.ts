@@ -154,12 +154,12 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
 
   router.post('/api/runs/:name/stop', user, json, (req, res) => {
     const view = ownRun(req);
-    if (!isFinal(view.status)) ctx.scheduler.stop(view.run.name, req.body?.abort === true ? 'abort' : 'stop');
+    if (!isFinal(view.status)) ctx.scheduler.stop(view.run.name, (req.body as { abort?: unknown } | undefined)?.abort === true ? 'abort' : 'stop');
     res.json(publicRun(service, service.view(view.run.name)));
   });
 
   router.post('/api/runs/:name/tag', user, json, (req, res) => {
-    const tag = String(req.body?.tag ?? '');
+    const tag = String((req.body as { tag?: unknown } | undefined)?.tag ?? '');
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(tag)) throw new DstackError('DSTACK_ERR_USAGE', `invalid tag '${tag}': letters, digits, '_', '.' and '-'`);
     res.json(service.tag(ownRun(req).run.name, tag));
   });

@@ -97,4 +97,29 @@ export const MIGRATIONS: string[] = [
    DROP TABLE tags;
    ALTER TABLE owned_tags RENAME TO tags;
    CREATE INDEX tags_by_run ON tags(run_name);`,
+  // The GitHub App (app/github/): webhook deliveries seen, by GitHub's delivery id, so that one
+  // delivered twice acts once; and where each run it started came from (installation, repository,
+  // commit, the comment or push), with the comment it keeps up to date.
+  `CREATE TABLE github_deliveries (
+     id TEXT PRIMARY KEY,
+     event TEXT NOT NULL,
+     received_at BIGINT NOT NULL
+   );
+   CREATE TABLE github_runs (
+     run_name TEXT PRIMARY KEY,
+     installation_id BIGINT NOT NULL,
+     repo_id BIGINT NOT NULL,
+     repo_owner TEXT NOT NULL,
+     repo_name TEXT NOT NULL,
+     sha TEXT NOT NULL,
+     event TEXT NOT NULL,
+     branch TEXT,
+     issue_number INTEGER,
+     sender TEXT NOT NULL,
+     reply_comment_id BIGINT,
+     reply_final INTEGER NOT NULL DEFAULT 0,
+     created_at BIGINT NOT NULL
+   );
+   CREATE INDEX github_runs_by_issue ON github_runs(repo_id, issue_number);
+   CREATE INDEX github_runs_by_branch ON github_runs(repo_id, branch);`,
 ];

@@ -188,6 +188,19 @@ export class Store {
     return this.db.transaction(fn)();
   }
 
+  /**
+   * Plain SQL on the tables of a front door (the GitHub App's, in MIGRATIONS like every table), with
+   * the same statement cache, so the store need not know their rows. Named parameters: `@name`.
+   */
+  query<T>(sql: string, params: Record<string, unknown> | unknown[] = []): T[] {
+    return (Array.isArray(params) ? this.stmt(sql).all(...params) : this.stmt(sql).all(params)) as T[];
+  }
+
+  /** As `query`, for a statement that writes; returns how many rows it changed. */
+  execute(sql: string, params: Record<string, unknown> | unknown[] = []): number {
+    return (Array.isArray(params) ? this.stmt(sql).run(...params) : this.stmt(sql).run(params)).changes;
+  }
+
   countRunsWithPrefix(prefix: string): number {
     const row = this.stmt('SELECT COUNT(*) AS n FROM runs WHERE name LIKE ?').get(`${prefix}-%`) as { n: number };
     return row.n;

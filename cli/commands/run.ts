@@ -3,8 +3,6 @@ import { DstackError } from '../../shared/errors.js';
 import { shellJoin } from '../../shared/shell-quote.js';
 import { Project } from '../../shared/workflow/project.js';
 import { ProviderRepos } from '../../shared/workflow/provider-repos.js';
-import { agentLabel } from '../../shared/workflow/schema.js';
-import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { openClient } from '../client/open-client.js';
 import { dstackHome, homePaths } from '../local/home.js';
 import { findRepoRoot } from '../local/local-context.js';
@@ -13,7 +11,7 @@ import { localSettings } from '../local/settings.js';
 import { colorsEnabled, paint } from '../output/colors.js';
 import { LogPrinter } from '../output/log-printer.js';
 import { jobSummary, runTable } from '../output/run-table.js';
-import { parseRunArgs } from '../../shared/run-args.js';
+import { checkLabels, parseRunArgs, withLabels } from '../../shared/run-args.js';
 
 export interface RunOptions {
   detach?: boolean;
@@ -115,19 +113,4 @@ function onStopSignals(handler: (mode: StopMode) => void): () => void {
     process.off('SIGTERM', onTerm);
     process.off('SIGHUP', onTerm);
   };
-}
-
-/** `--label` values, checked as `resources.labels` in a workflow file is. */
-function checkLabels(labels: string[]): string[] {
-  for (const label of labels) {
-    const r = agentLabel.safeParse(label);
-    if (!r.success) throw new DstackError('DSTACK_ERR_USAGE', `invalid --label '${label}': ${r.error.issues[0]!.message}`);
-  }
-  return labels;
-}
-
-/** A workflow asking for `labels` besides its own. */
-function withLabels(wf: ResolvedWorkflow, labels: string[]): ResolvedWorkflow {
-  if (labels.length === 0) return wf;
-  return { ...wf, resources: { ...wf.resources, labels: [...new Set([...(wf.resources.labels ?? []), ...labels])] } };
 }

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createServer, type DstackServer } from '../../app/server/server.js';
-import { CLOSE, MAX_MESSAGE_BYTES } from '../../shared/protocol.js';
+import { CLOSE, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { tempDir, waitFor } from '../helpers/cli.js';
 import { ProtocolClient } from '../helpers/protocol-client.js';
@@ -169,8 +169,8 @@ describe('the agent hub', () => {
       const future = await ProtocolClient.open(s.url, s.agentToken());
       if (!(future instanceof ProtocolClient)) throw new Error('refused');
       clients.push(future);
-      future.send({ type: 'hello', protocol: 2, agent: { name: 'new', version: '9', labels: [], resources: { cpus: 1, memoryMiB: 1, gpus: [] } }, running: [] });
-      expect(await future.waitClosed()).toEqual({ code: CLOSE.policy, reason: 'protocol 2 is not 1: upgrade the server (dstack-app)' });
+      future.send({ type: 'hello', protocol: PROTOCOL_VERSION + 1, agent: { name: 'new', version: '9', labels: [], resources: { cpus: 1, memoryMiB: 1, gpus: [] } }, running: [] });
+      expect(await future.waitClosed()).toEqual({ code: CLOSE.policy, reason: `protocol ${PROTOCOL_VERSION + 1} is not ${PROTOCOL_VERSION}: upgrade the server (dstack-app)` });
 
       // A message about a job that is not this agent's.
       const good = await s.agent({ name: 'good' });

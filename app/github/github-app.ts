@@ -1,0 +1,334 @@
+import type { AddressInfo } from 'node:net';
+import type { EmitterWebhookEventName } from '@octokit/webhooks';
+import type { Context, Probot, ProbotOctokit } from 'probot';
+import { DstackError } from '../../shared/errors.js';
+import { isFinal } from '../../shared/job-status.js';
+import type { RunService, RunView } from '../run-service.js';
+import type { DstackServer } from '../server/server.js';
+import type { JobRow } from '../store/store.js';
+import { handleComment } from './comment-handler.js';
+import type { GithubSettings } from './github-settings.js';
+import { GithubRuns, type GithubRunRequest } from './github-runs.js';
+import { GithubStore, type GithubRunOrigin } from './github-store.js';
+import { handlePush } from './push-handler.js';
+import { RunCommentUpdater, runCommentBody } from './run-comment.js';
+
+/** Where GitHub sends webhooks (Probot's default path). */
+export const WEBHOOKS_PATH = '/api/github/webhooks';
+
+/** Deliveries are remembered this long: GitHub redelivers only recent ones. */
+const DELIVERIES_KEPT_MS = 14 * 24 * 60 * 60 * 1000;
+
+export type WebhookName = EmitterWebhookEventName;
+/** A webhook's handler: runs after the delivery was answered and recorded, once per delivery id. */
+export type WebhookHandler<E extends WebhookName = WebhookName> = (context: Context<E>) => Promise<void>;
+
+/** A run the app started, with where it came from: what check runs plug into. */
+export interface RunSubmitted {
+  view: RunView;
+  origin: GithubRunOrigin;
+}
+
+/** A run tagged from a comment (`/dstack tag RUN TAG`); a handler that throws makes the reply say why. */
+export interface RunTagged {
+  runName: string;
+  tag: string;
+  /** The run that had the tag before, when it moved. */
+  moved?: string;
+  origin: GithubRunOrigin | undefined;
+  installationId: number;
+  repository: { owner: string; name: string; id: number };
+  octokit: ProbotOctokit;
+}
+
+/** Links of the server's run page, when there is one (app/github/run-page*.ts sets it). */
+export type RunPageUrl = (runName: string) => string | undefined;
+
+/**
+ * The GitHub App inside `dstack-app`: Probot's webhook middleware at /api/github/webhooks on the
+ * server's express app, and the small surface other parts of app/github/ attach to (check runs,
+ * releases, the run page) without editing this file:
+ *
+ * - `octokitFor(installationId)`, `appOctokit()`: authenticated clients (Probot's, with retries);
+ * - `on(event, handler)`: a webhook handler (e.g. `check_run`), run after the answer, once per delivery;
+ * - `onRunSubmitted(listener)`: every run the app starts, with its origin (repository, commit);
+ * - `onTagged(handler)`: `/dstack tag` (releases);
+ * - `origin(runName)`: where a run came from, or undefined for a CLI run;
+ * - `startRun(request)`: starts a run as a comment does (a re-run at the same commit);
+ * - `setRunPageUrl(fn)`: links for the run comment's table.
+ *
+ * The run service knows nothing of this: the app listens to its events.
+ */
+export class GithubApp {
+  readonly store: GithubStore;
+  readonly runs: GithubRuns;
+  readonly service: RunService;
+  private readonly submitted = new Set<(event: RunSubmitted) => void | Promise<void>>();
+  private readonly tagged = new Set<(event: RunTagged) => Promise<void>>();
+  private runPageUrl: RunPageUrl = () => undefined;
+  private readonly queues = new Map<string, Promise<void>>();
+  private readonly work = new Set<Promise<void>>();
+  private readonly comments: RunCommentUpdater;
+  private readonly onJob: (job: JobRow) => void;
+  private readonly pruneTimer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    readonly server: DstackServer,
+    readonly probot: Probot,
+    readonly settings: GithubSettings,
+    dataDir: string,
+  ) {
+    this.service = server.state.service;
+    this.store = new GithubStore(server.state.store);
+    this.runs = new GithubRuns(this.service, this.store, dataDir);
+    this.comments = new RunCommentUpdater(
+      (runName, final) => this.editRunComment(runName, final),
+      (runName) => isFinal(this.service.view(runName).status),
+      (line) => server.log(line),
+    );
+    // Every run of the app has its comment kept up to date; runs of the CLI are not looked up twice.
+    const known = new Map<string, boolean>();
+    this.onJob = (job) => {
+      let ours = known.get(job.run_name);
+      if (ours === undefined) known.set(job.run_name, (ours = this.store.origin(job.run_name)?.replyCommentId != null));
+      if (ours) this.comments.touch(job.run_name);
+      if (ours && isFinal(this.service.view(job.run_name).status)) known.delete(job.run_name);
+    };
+    this.service.on('job', this.onJob);
+    for (const origin of this.store.unfinishedReplies()) this.comments.touch(origin.runName);
+    this.store.pruneDeliveries(Date.now() - DELIVERIES_KEPT_MS);
+    this.pruneTimer = setInterval(() => this.store.pruneDeliveries(Date.now() - DELIVERIES_KEPT_MS), 60 * 60 * 1000).unref();
+    // The agent's token for a run's code: minted per run's repository, read-only, never kept.
+    server.gitCredentials.provide(async (run) => {
+      const origin = this.store.origin(run.name);
+      return origin ? this.repositoryToken(origin.installationId, origin.repoId) : undefined;
+    });
+    this.on('issue_comment', (context) => handleComment(this, context));
+    this.on('push', (context) => handlePush(this, context));
+    this.on('installation', async (context) => {
+      server.log(`GitHub App ${context.payload.action} on ${(context.payload.installation.account as { login?: string } | null)?.login ?? 'an account'} (installation ${context.payload.installation.id})`);
+    });
+  }
+
+  /** An Octokit authenticated as one installation (the account the app is installed on). */
+  octokitFor(installationId: number): Promise<ProbotOctokit> {
+    return this.probot.auth(installationId);
+  }
+
+  /** An Octokit authenticated as the app itself (JWT), for the app's own endpoints. */
+  appOctokit(): Promise<ProbotOctokit> {
+    return this.probot.auth();
+  }
+
+  /**
+   * A token for one repository's contents, read-only, from GitHub (it expires within the hour):
+   * what an agent fetches the code of a run with. Never stored, never logged.
+   */
+  async repositoryToken(installationId: number, repoId: number): Promise<string> {
+    const octokit = await this.appOctokit();
+    const { data } = await octokit.rest.apps.createInstallationAccessToken({ installation_id: installationId, repository_ids: [repoId], permissions: { contents: 'read' } });
+    return data.token;
+  }
+
+  /**
+   * Handles a webhook event after the delivery was answered: each delivery id acts once (the
+   * store remembers them), and deliveries of one repository are handled one after another, in the
+   * order they came. `event` is a name (`check_run`) or a name with its action
+   * (`check_run.rerequested`). Returns what removes the handler.
+   */
+  on<E extends WebhookName>(event: E, handler: WebhookHandler<E>): () => void {
+    const entry = { event: event as string, handler: handler as unknown as WebhookHandler };
+    this.handlers.push(entry);
+    return () => {
+      const i = this.handlers.indexOf(entry);
+      if (i >= 0) this.handlers.splice(i, 1);
+    };
+  }
+
+  private readonly handlers: { event: string; handler: WebhookHandler }[] = [];
+
+  /** Called for every verified delivery (Probot's `onAny`): records it, queues its handlers, returns at once. */
+  receive(context: Context): void {
+    if (this.closed) return;
+    const action = (context.payload as { action?: string }).action;
+    const handlers = this.handlers.filter((h) => h.event === context.name || h.event === `${context.name}.${action}`);
+    if (!this.store.recordDelivery(context.id, action ? `${context.name}.${action}` : context.name)) {
+      this.server.log(`GitHub delivery ${context.id} (${context.name}) seen before: ignored`);
+      return;
+    }
+    if (handlers.length === 0) return;
+    const repoId = (context.payload as { repository?: { id?: number } }).repository?.id;
+    const key = repoId === undefined ? 'app' : `repo:${repoId}`;
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      for (const { handler } of handlers) {
+        try {
+          await handler(context);
+        } catch (err) {
+          this.server.log(`GitHub ${context.name} delivery ${context.id}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        }
+      }
+    });
+    this.queues.set(key, next);
+    this.work.add(next);
+    void next.finally(() => {
+      this.work.delete(next);
+      if (this.queues.get(key) === next) this.queues.delete(key);
+    });
+  }
+
+  /** Every run the app starts, after it is submitted (check runs are made from here). Returns what removes it. */
+  onRunSubmitted(listener: (event: RunSubmitted) => void | Promise<void>): () => void {
+    this.submitted.add(listener);
+    return () => this.submitted.delete(listener);
+  }
+
+  /** `/dstack tag RUN TAG` after the run was tagged (releases). A handler that throws makes the reply say why. */
+  onTagged(handler: (event: RunTagged) => Promise<void>): () => void {
+    this.tagged.add(handler);
+    return () => this.tagged.delete(handler);
+  }
+
+  setRunPageUrl(fn: RunPageUrl): void {
+    this.runPageUrl = fn;
+  }
+
+  /** Where this server takes webhooks, for the log line at start. */
+  webhooksUrl(address: AddressInfo): string {
+    return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}${WEBHOOKS_PATH}`;
+  }
+
+  /**
+   * Development: relays webhooks from a smee.io channel (WEBHOOK_PROXY_URL) to this server, as
+   * Probot does; smee-client is installed by hand (`npm install smee-client`), not shipped.
+   */
+  async proxyWebhooks(source: string, address: AddressInfo): Promise<{ close(): void }> {
+    let SmeeClient: new (options: { source: string; target: string; logger: Pick<Console, 'info' | 'error'> }) => { start(): Promise<{ close(): void }> | { close(): void } };
+    try {
+      ({ SmeeClient } = await import(String('smee-client')));
+    } catch {
+      throw new DstackError('DSTACK_ERR_CONFIG', "WEBHOOK_PROXY_URL needs smee-client: run 'npm install smee-client' in the dstack folder, or unset it");
+    }
+    const client = new SmeeClient({ source, target: this.webhooksUrl(address), logger: { info: (...a: unknown[]) => this.server.log(a.join(' ')), error: (...a: unknown[]) => this.server.log(a.join(' ')) } });
+    return client.start();
+  }
+
+  /** Where a run came from, or undefined for a run the CLI submitted. */
+  origin(runName: string): GithubRunOrigin | undefined {
+    return this.store.origin(runName);
+  }
+
+  /**
+   * Starts a run as `/dstack run` does (workflows read at `request.sha`), tells `onRunSubmitted`
+   * listeners, and, for a run of a pull request or issue, replies with the run's comment.
+   */
+  async startRun(octokit: ProbotOctokit, request: GithubRunRequest): Promise<RunView> {
+    const view = await this.runs.start(octokit, request);
+    await this.announce(octokit, view);
+    return view;
+  }
+
+  /** After a run is submitted: its comment (when it has an issue), then the listeners. */
+  async announce(octokit: ProbotOctokit, view: RunView): Promise<void> {
+    const origin = this.store.origin(view.run.name)!;
+    this.server.log(`run ${view.run.name} (${view.run.workflow}) submitted from GitHub ${origin.repoOwner}/${origin.repoName}@${origin.sha.slice(0, 7)} by ${origin.sender}`);
+    if (origin.issueNumber !== null) {
+      try {
+        const { data } = await octokit.rest.issues.createComment({
+          owner: origin.repoOwner,
+          repo: origin.repoName,
+          issue_number: origin.issueNumber,
+          body: runCommentBody(view, origin, { runUrl: this.runPageUrl(view.run.name) }),
+        });
+        this.store.setReply(view.run.name, data.id);
+        this.comments.touch(view.run.name, true);
+      } catch (err) {
+        this.server.log(`could not comment on run ${view.run.name}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    for (const listener of this.submitted) {
+      try {
+        await listener({ view, origin: this.store.origin(view.run.name)! });
+      } catch (err) {
+        this.server.log(`a listener of run ${view.run.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      }
+    }
+  }
+
+  /** Tells the `onTagged` handlers; the first error is thrown, for the reply. */
+  async tell(event: RunTagged): Promise<void> {
+    for (const handler of this.tagged) await handler(event);
+  }
+
+  /** Stops a run (as `dstack stop` does); false when it had ended already. */
+  stopRun(runName: string): boolean {
+    if (isFinal(this.service.view(runName).status)) return false;
+    this.server.scheduler.stop(runName, 'stop');
+    return true;
+  }
+
+  /** Resolves once the queued webhook work is done (tests; a stopping server). */
+  async settled(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((this.work.size > 0 || !this.comments.idle) && Date.now() < deadline) {
+      await Promise.race([Promise.allSettled([...this.work]), new Promise((r) => setTimeout(r, 100))]);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.settled(5000);
+    this.closed = true;
+    clearInterval(this.pruneTimer);
+    this.comments.close();
+    this.service.off('job', this.onJob);
+  }
+
+  private async editRunComment(runName: string, final: boolean): Promise<void> {
+    const origin = this.store.origin(runName);
+    if (!origin?.replyCommentId) return;
+    const view = this.service.view(runName);
+    const octokit = await this.octokitFor(origin.installationId);
+    await octokit.rest.issues.updateComment({
+      owner: origin.repoOwner,
+      repo: origin.repoName,
+      comment_id: origin.replyCommentId,
+      body: runCommentBody(view, origin, { runUrl: this.runPageUrl(runName) }),
+    });
+    if (final) this.store.setReplyFinal(runName);
+  }
+}
+
+/**
+ * Starts the GitHub App on a server: Probot from the settings, its webhook middleware mounted on
+ * the server's express app. Probot is imported here, so a server without the app never loads it.
+ */
+export async function startGithubApp(server: DstackServer, settings: GithubSettings, dataDir: string): Promise<GithubApp> {
+  const { Probot, createNodeMiddleware } = await import('probot');
+  const probot = new Probot({
+    appId: settings.appId,
+    privateKey: settings.privateKey,
+    secret: settings.webhookSecret,
+    baseUrl: settings.apiUrl,
+    logLevel: settings.logLevel as 'info',
+  });
+  let app: GithubApp | undefined;
+  const middleware = await createNodeMiddleware(
+    (p) => {
+      p.onAny(async (context) => app?.receive(context as unknown as Context));
+    },
+    { probot, webhooksPath: WEBHOOKS_PATH },
+  );
+  app = new GithubApp(server, probot, settings, dataDir);
+  server.app.use((req, res, next) => {
+    void middleware(req, res, next);
+  });
+  return app;
+}
+
+/** A reply's text for an error: the DstackError's own message (file:line:col), or what GitHub said. */
+export function errorText(err: unknown): string {
+  if (err instanceof DstackError) return err.message;
+  const status = (err as { status?: number }).status;
+  return status ? `GitHub answered ${status}: ${(err as Error).message}` : `internal error: ${err instanceof Error ? err.message : String(err)}`;
+}

@@ -1,0 +1,100 @@
+import path from 'node:path';
+import type { ProbotOctokit } from 'probot';
+import { DstackError } from '../../shared/errors.js';
+import { checkLabels, parseRunArgs, withLabels } from '../../shared/run-args.js';
+import { shellJoin } from '../../shared/shell-quote.js';
+import { ProviderRepos } from '../../shared/workflow/provider-repos.js';
+import type { Project } from '../../shared/workflow/project.js';
+import type { RunService, RunView } from '../run-service.js';
+import { ownerRepo } from '../server/user-views.js';
+import type { GithubRunOrigin, GithubStore } from './github-store.js';
+import { withWorkflowsAt } from './workflow-files.js';
+
+/** A repository as the app keeps it for a run. */
+export interface GithubRepository {
+  id: number;
+  owner: string;
+  name: string;
+  /** `clone_url`: where agents fetch the code, and (with the owner) the run's repository key. */
+  cloneUrl: string;
+}
+
+/** A run the app is asked to start: a workflow of a repository at a commit. */
+export interface GithubRunRequest {
+  installationId: number;
+  repository: GithubRepository;
+  /** The commit to run, pinned (a pull request's head when it was asked, a pushed commit). */
+  sha: string;
+  workflow: string;
+  /** What follows the workflow, as words: `--NAME VALUE` for variables, `--label L`, the run's arguments. */
+  words: readonly string[];
+  event: GithubRunOrigin['event'];
+  branch: string | null;
+  issueNumber: number | null;
+  sender: string;
+}
+
+/**
+ * Starts runs for the app as `dstack run` does: the workflows read at the run's commit, the
+ * depends-on closure resolved with `--NAME VALUE` and the run's arguments, a new run name. The run
+ * is an ordinary one whose owner is the repository's owner (the installation's account), so that
+ * account's agents run it, and whose repository key is the one a CLI run of the same repository
+ * has, so they share caches. Its agents fetch the code with a token the server mints for them.
+ */
+export class GithubRuns {
+  constructor(
+    private readonly service: RunService,
+    private readonly store: GithubStore,
+    private readonly dataDir: string,
+  ) {}
+
+  /** Loads the workflows at the request's commit and submits the run; a mistake is a DstackError to show as is. */
+  async start(octokit: ProbotOctokit, request: GithubRunRequest): Promise<RunView> {
+    const { repository } = request;
+    return withWorkflowsAt(octokit, { owner: repository.owner, repo: repository.name, sha: request.sha }, (project) => this.submit(project, request));
+  }
+
+  /** Submits a run of `request.workflow` from an already loaded project (a push starts several from one load). */
+  async submit(project: Project, request: GithubRunRequest): Promise<RunView> {
+    const { repository } = request;
+    const owner = repository.owner;
+    const closure = project.closure(request.workflow);
+    const variableNames = new Set(closure.flatMap((wf) => Object.keys(project.variablesOf(wf))));
+    const parsed = parseRunArgs(request.words, (name) => variableNames.has(name));
+    if (parsed.isolation !== undefined || parsed.image !== undefined) {
+      throw new DstackError('DSTACK_ERR_USAGE', `--${parsed.isolation !== undefined ? 'isolation' : 'image'} is the agent's to choose: start it with 'dstack-agent --isolation docker --image IMAGE'`);
+    }
+    const labels = checkLabels(parsed.labels ?? []);
+    const runName = this.service.newRunName();
+    const providers = await project.providersFor(closure, new ProviderRepos(path.join(this.dataDir, 'providers')));
+    const plan = closure.map((name) => withLabels(project.resolve(name, { args: parsed.args, runName, overrides: parsed.overrides, secrets: [], providers }), labels));
+    for (const wf of plan) for (const dep of wf.dependsOn) if (dep.tag) this.service.taggedJob(dep.workflow, dep.tag, owner);
+    this.store.putOrigin({
+      runName,
+      installationId: request.installationId,
+      repoId: repository.id,
+      repoOwner: owner,
+      repoName: repository.name,
+      sha: request.sha,
+      event: request.event,
+      branch: request.branch,
+      issueNumber: request.issueNumber,
+      sender: request.sender,
+    });
+    try {
+      return this.service.submit({
+        repo: ownerRepo(owner, repository.cloneUrl),
+        workflow: request.workflow,
+        args: shellJoin(parsed.args),
+        runName,
+        plan,
+        executor: null,
+        owner,
+        source: { repoUrl: repository.cloneUrl, commit: request.sha, patch: null, credentials: true },
+      });
+    } catch (err) {
+      this.store.deleteOrigin(runName);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import type { Store } from '../store/store.js';
+
+/** Where a run the GitHub App started came from (a row of `github_runs`). */
+export interface GithubRunOrigin {
+  runName: string;
+  installationId: number;
+  repoId: number;
+  /** The repository's owner and name (`octo-org`, `models`). */
+  repoOwner: string;
+  repoName: string;
+  /** The commit the run is pinned to. */
+  sha: string;
+  /** What started it: a comment, a push, or a re-run asked for on GitHub. */
+  event: 'comment' | 'push' | 'rerun';
+  /** The pushed branch (push), or the pull request's head branch. */
+  branch: string | null;
+  /** The pull request or issue whose comment started it. */
+  issueNumber: number | null;
+  /** The GitHub login that asked for it. */
+  sender: string;
+  /** The comment the app keeps up to date with the run's jobs, once made. */
+  replyCommentId: number | null;
+  replyFinal: boolean;
+}
+
+interface Row {
+  run_name: string;
+  installation_id: number;
+  repo_id: number;
+  repo_owner: string;
+  repo_name: string;
+  sha: string;
+  event: GithubRunOrigin['event'];
+  branch: string | null;
+  issue_number: number | null;
+  sender: string;
+  reply_comment_id: number | null;
+  reply_final: number;
+}
+
+const fromRow = (r: Row): GithubRunOrigin => ({
+  runName: r.run_name,
+  installationId: Number(r.installation_id),
+  repoId: Number(r.repo_id),
+  repoOwner: r.repo_owner,
+  repoName: r.repo_name,
+  sha: r.sha,
+  event: r.event,
+  branch: r.branch,
+  issueNumber: r.issue_number,
+  sender: r.sender,
+  replyCommentId: r.reply_comment_id === null ? null : Number(r.reply_comment_id),
+  replyFinal: r.reply_final === 1,
+});
+
+/** The GitHub App's rows in the server's store: deliveries seen, and runs' origins. */
+export class GithubStore {
+  constructor(private readonly store: Store) {}
+
+  /** Records a webhook delivery; false when it was seen before (GitHub redelivered it), so it acts once. */
+  recordDelivery(id: string, event: string, at = Date.now()): boolean {
+    return this.store.execute('INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING', [id, event, at]) === 1;
+  }
+
+  /** Forgets deliveries older than `before`: GitHub redelivers only recent ones. */
+  pruneDeliveries(before: number): number {
+    return this.store.execute('DELETE FROM github_deliveries WHERE received_at < ?', [before]);
+  }
+
+  putOrigin(o: Omit<GithubRunOrigin, 'replyCommentId' | 'replyFinal'>): void {
+    this.store.execute(
+      `INSERT INTO github_runs (run_name, installation_id, repo_id, repo_owner, repo_name, sha, event, branch, issue_number, sender, created_at)
+       VALUES (@runName, @installationId, @repoId, @repoOwner, @repoName, @sha, @event, @branch, @issueNumber, @sender, @createdAt)`,
+      { ...o, createdAt: Date.now() },
+    );
+  }
+
+  deleteOrigin(runName: string): void {
+    this.store.execute('DELETE FROM github_runs WHERE run_name = ?', [runName]);
+  }
+
+  origin(runName: string): GithubRunOrigin | undefined {
+    const [row] = this.store.query<Row>('SELECT * FROM github_runs WHERE run_name = ?', [runName]);
+    return row && fromRow(row);
+  }
+
+  /** Runs started from one pull request or issue, oldest first. */
+  originsOfIssue(repoId: number, issueNumber: number): GithubRunOrigin[] {
+    return this.store.query<Row>('SELECT * FROM github_runs WHERE repo_id = ? AND issue_number = ? ORDER BY created_at, run_name', [repoId, issueNumber]).map(fromRow);
+  }
+
+  /** Runs started by pushes to one branch, oldest first. */
+  pushOriginsOfBranch(repoId: number, branch: string): GithubRunOrigin[] {
+    return this.store.query<Row>("SELECT * FROM github_runs WHERE repo_id = ? AND branch = ? AND event = 'push' ORDER BY created_at, run_name", [repoId, branch]).map(fromRow);
+  }
+
+  /** Runs whose comment has not had its final edit (the server stopped before it landed). */
+  unfinishedReplies(): GithubRunOrigin[] {
+    return this.store.query<Row>('SELECT * FROM github_runs WHERE reply_comment_id IS NOT NULL AND reply_final = 0').map(fromRow);
+  }
+
+  setReply(runName: string, commentId: number): void {
+    this.store.execute('UPDATE github_runs SET reply_comment_id = ? WHERE run_name = ?', [commentId, runName]);
+  }
+
+  setReplyFinal(runName: string): void {
+    this.store.execute('UPDATE github_runs SET reply_final = 1 WHERE run_name = ?', [runName]);
+  }
+}
