@@ -143,7 +143,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
       // Its end comes after its last log chunk: a server with thousands of jobs keeps no file open for those that ended.
       this.logs.close(jobId);
       // Secrets, and the code patch of a remote run, are kept only while a job may still need them.
-      if (this.store.jobsOf(job.run_name).every((j) => isFinal(j.status))) {
+      if (this.store.liveJobCount(job.run_name) === 0) {
         this.store.clearSecrets(job.run_name);
         const patch = this.sourceOf(this.store.getRun(job.run_name)!)?.patch;
         if (patch) this.archives.remove(patch);
@@ -191,6 +191,11 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     const view = this.findRun(name);
     if (!view || (owner != null && view.run.owner !== owner)) throw this.unknownRun(name);
     return view;
+  }
+
+  /** A run's own row (no jobs, no tags), or undefined when there is none of that name. */
+  runRow(name: string): RunRow | undefined {
+    return this.store.getRun(name);
   }
 
   /** A run with its jobs and tags, or undefined when there is none of that name. */

@@ -31,11 +31,26 @@ export class RepoMirrors {
 
   constructor(private readonly workDir: string) {}
 
+  /** Commits each mirror is known to have: a warm agent asks git only for new ones. */
+  private readonly known = new Set<string>();
+
   async checkout(request: CheckoutRequest): Promise<void> {
     const mirror = path.join(this.workDir, 'mirrors', `${crypto.createHash('sha256').update(request.repoUrl).digest('hex').slice(0, 16)}.git`);
-    await this.locked(mirror, () => this.ensureCommit(mirror, request));
+    const key = `${mirror}\0${request.commit}`;
+    const wasKnown = this.known.has(key);
+    if (!wasKnown) {
+      await this.locked(mirror, () => this.ensureCommit(mirror, request));
+      this.known.add(key);
+    }
     await fsp.mkdir(request.dest, { recursive: true });
-    await exportTree(mirror, request.commit, request.dest);
+    try {
+      await exportTree(mirror, request.commit, request.dest);
+    } catch (err) {
+      if (!wasKnown) throw err;
+      // Pruned from the mirror since (a branch deleted, then git gc): fetch it again, once.
+      this.known.delete(key);
+      return this.checkout(request);
+    }
     if (request.patch) await applyPatch(mirror, request.dest, request.patch);
   }
 

@@ -165,7 +165,7 @@ export class RemoteAgent implements Agent {
 
   start(job: JobRow, gpus: Gpu[]): StartedJob {
     const { service, sealer, jobTokens } = this.ctx;
-    const run = service.view(job.run_name).run;
+    const run = service.runRow(job.run_name)!;
     const source = service.sourceOf(run);
     if (!source) throw new Error(`run ${run.name} has no code for a remote agent`);
     const workflow = jobSpec(job);

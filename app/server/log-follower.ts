@@ -58,6 +58,7 @@ export class LogFollower {
   }
 
   jobChanged(job: JobRow): void {
+    this.jobs = this.jobs.map((j) => (j.id === job.id ? job : j));
     this.send({ type: 'job', job });
     this.pump();
   }
@@ -93,10 +94,13 @@ export class LogFollower {
           this.send({ type: 'log', jobId: job.id, data: data.toString('base64') });
         }
       }
-      const view = this.service.view(this.runName);
-      this.jobs = view.jobs;
+      // The jobs' statuses come with their events (jobChanged): the store is asked for the run
+      // once, at its end, not on every chunk of output.
+      const ended = this.jobs.every((j) => isFinal(j.status));
+      if (this.follow && !ended) return;
       const caughtUp = this.jobs.every((j) => this.sent.get(j.id) === this.service.logSize(j.id));
-      if (caughtUp && (!this.follow || isFinal(view.status))) {
+      if (caughtUp) {
+        const view = this.service.view(this.runName);
         this.send({ type: 'end', ...publicRun(this.service, view) });
         this.ended = true;
         this.ws.close(1000, 'end');

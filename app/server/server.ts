@@ -70,7 +70,7 @@ function serverMetrics(state: State) {
       }),
     ),
     dispatch: registry.add(
-      new Histogram('dstack_dispatch_latency_seconds', 'From a job becoming ready to its agent starting it.', [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
+      new Histogram('dstack_dispatch_latency_seconds', 'From offering a job to an agent to the agent accepting it.', [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
     ),
     logBytes: registry.add(new Counter('dstack_log_bytes_total', 'Bytes of job logs stored.')),
     requests: registry.add(new Counter('dstack_http_requests_total', 'HTTP requests by route and status code.')),

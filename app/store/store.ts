@@ -238,6 +238,11 @@ export class Store {
     return this.stmt('SELECT * FROM runs WHERE name = ?').get(name) as RunRow | undefined;
   }
 
+  /** How many jobs of a run have not ended. */
+  liveJobCount(runName: string): number {
+    return (this.stmt(`SELECT COUNT(*) AS n FROM jobs WHERE run_name = ? AND status IN ${LIVE_SQL}`).get(runName) as { n: number }).n;
+  }
+
   /**
    * One page of runs, newest first (by submission time, then name): what a listing shows costs
    * what it shows, however long the history.
