@@ -48,6 +48,8 @@ export class RemoteJob {
   private token: string;
   private readonly http: JobHttp;
   private spool: LogSpool | undefined;
+  /** The chunk being pushed, while `log` sends it. */
+  private latest: LogChunk | undefined;
   private runner: JobRunner | undefined;
   /** The highest seq acknowledged, pushed, and sent on the current connection. */
   private acked: number;
@@ -188,7 +190,10 @@ export class RemoteJob {
     if (this.dropped || !this.spool) return;
     const wait = this.spool.push(chunk);
     this.pushed = chunk.seq;
+    // Usually the next to send: it goes out from memory, and the spool is read only to resend.
+    this.latest = chunk;
     this.pump();
+    this.latest = undefined;
     return wait;
   }
 
@@ -207,7 +212,7 @@ export class RemoteJob {
   private pump(): void {
     if (!this.ready || this.dropped || !this.spool) return;
     while (this.sent < this.pushed && this.sent - this.acked < WINDOW_CHUNKS) {
-      const chunk = this.spool.read(this.sent + 1);
+      const chunk = this.latest?.seq === this.sent + 1 ? this.latest : this.spool.read(this.sent + 1);
       if (!chunk) {
         // Acknowledged meanwhile (it can be no other way: the spool keeps every chunk until then).
         this.sent++;

@@ -52,8 +52,16 @@ export class LogFollower {
     return this.sent.has(jobId);
   }
 
-  /** New output of one of the run's jobs was stored. */
-  logged(): void {
+  /**
+   * New output of one of the run's jobs was stored at `offset`. A follower that has sent everything
+   * before it sends it as it is; one that is behind reads it back from the store in turn.
+   */
+  logged(jobId: string, data: Buffer, offset: number): void {
+    if (!this.pumping && !this.blocked && !this.ended && this.sent.get(jobId) === offset && this.ws.bufferedAmount < HIGH_WATER) {
+      this.sent.set(jobId, offset + data.length);
+      this.send({ type: 'log', jobId, data: data.toString('base64') });
+      return;
+    }
     this.pump();
   }
 

@@ -230,8 +230,8 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
   // Log following and waits for an end: one listener of each kind on the run service for all of them.
   const wss = new WebSocketServer({ noServer: true });
   const followers = new Set<LogFollower>();
-  const onLog = (jobId: string) => {
-    for (const f of followers) if (f.has(jobId)) f.logged();
+  const onLog = (jobId: string, data: Buffer, offset: number) => {
+    for (const f of followers) if (f.has(jobId)) f.logged(jobId, data, offset);
   };
   const onJob = (job: JobRow) => {
     for (const f of followers) if (f.has(job.id)) f.jobChanged(job);
