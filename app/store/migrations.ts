@@ -122,4 +122,6 @@ export const MIGRATIONS: string[] = [
    );
    CREATE INDEX github_runs_by_issue ON github_runs(repo_id, issue_number);
    CREATE INDEX github_runs_by_branch ON github_runs(repo_id, branch);`,
+  // What a claim reads: the unfinished jobs of one agent (without it, every claim scans every job).
+  `CREATE INDEX jobs_by_agent ON jobs(agent, status);`,
 ];
