@@ -87,13 +87,20 @@ export class GithubApp {
       (runName) => isFinal(this.service.view(runName).status),
       (line) => server.log(line),
     );
-    // Every run of the app has its comment kept up to date; runs of the CLI are not looked up twice.
+    // Every run of the app with a comment has it kept up to date; runs of the CLI (no origin) are
+    // looked up once. A run whose comment is still being made is not remembered: announce() touches
+    // it once the comment exists.
     const known = new Map<string, boolean>();
     this.onJob = (job) => {
       let ours = known.get(job.run_name);
-      if (ours === undefined) known.set(job.run_name, (ours = this.store.origin(job.run_name)?.replyCommentId != null));
-      if (ours) this.comments.touch(job.run_name);
-      if (ours && isFinal(this.service.view(job.run_name).status)) known.delete(job.run_name);
+      if (ours === undefined) {
+        const origin = this.store.origin(job.run_name);
+        ours = origin?.replyCommentId != null;
+        if (!origin || ours) known.set(job.run_name, ours);
+      }
+      if (!ours) return;
+      this.comments.touch(job.run_name);
+      if (isFinal(this.service.view(job.run_name).status)) known.delete(job.run_name);
     };
     this.service.on('job', this.onJob);
     for (const origin of this.store.unfinishedReplies()) this.comments.touch(origin.runName);
