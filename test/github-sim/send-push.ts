@@ -1,0 +1,28 @@
+import type { RefMap } from './git-store.js';
+import type { SimCore } from './sim-core.js';
+import type { SimRepo } from './sim-state.js';
+import type { Delivery } from './webhook-sender.js';
+
+const ZERO = '0000000000000000000000000000000000000000';
+
+/**
+ * Compares the repository's refs with `before` and sends one `push` webhook per changed ref
+ * (branches and tags), in ref order, as GitHub does after a push.
+ */
+export async function sendPush(core: SimCore, repo: SimRepo, before: RefMap, pusher: string): Promise<Delivery[]> {
+  const store = core.store(repo);
+  const after = await store.refs();
+  const names = [...new Set([...before.keys(), ...after.keys()])].filter((r) => r.startsWith('refs/heads/') || r.startsWith('refs/tags/')).sort();
+  const deliveries: Delivery[] = [];
+  for (const ref of names) {
+    const was = before.get(ref) ?? null;
+    const now = after.get(ref) ?? null;
+    if (was === now) continue;
+    const others = [...before.entries()].filter(([r]) => r !== ref && r.startsWith('refs/heads/')).map(([, sha]) => sha);
+    const commits = now ? await store.pushedCommits(was, now, others) : [];
+    const forced = !!was && !!now && !(await store.isAncestor(was, now));
+    const delivery = await core.sendForRepo(repo, (inst) => core.events.push(repo, inst, { ref, before: was ?? ZERO, after: now ?? ZERO, created: !was, deleted: !now, forced, commits, pusher }), 'push');
+    if (delivery) deliveries.push(delivery);
+  }
+  return deliveries;
+}
