@@ -2,8 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { LogChunk } from './log-streamer.js';
 
-/** Each segment file holds about this much before a new one starts; acknowledged segments are deleted. */
+/** Each segment file holds about this much before a new one starts. */
 const SEGMENT_BYTES = 16 * 1024 * 1024;
+/**
+ * Acknowledged segments kept open to be written again: making a file can take the disk 100 ms and
+ * more, which a job printing fast must not wait for (the spool writes on the agent's event loop).
+ */
+const SPARE_SEGMENTS = 2;
 /** Record header: seq (8 bytes) and length (4 bytes). */
 const HEADER = 12;
 
@@ -18,12 +23,14 @@ interface Segment {
 /**
  * A job's log chunks that the server has not acknowledged yet, kept on disk in the agent's work
  * folder so they survive a lost connection (and are resent after it) without growing the agent's
- * memory. Chunks go into segment files; a segment is deleted once every chunk in it is acknowledged.
+ * memory. Chunks go into segment files; a segment whose every chunk is acknowledged is written
+ * again from its start (a few are kept for that), or deleted.
  * Past `limitBytes` of unacknowledged chunks, `push` returns a promise that settles when acks make
  * room: the log streamer then pauses the job rather than lose its output.
  */
 export class LogSpool {
   private readonly segments: Segment[] = [];
+  private readonly spare: Segment[] = [];
   private acked = 0;
   private unackedBytes = 0;
   /** Where each unacknowledged chunk is, oldest first (a few numbers per chunk, not its data). */
@@ -44,16 +51,15 @@ export class LogSpool {
   push(chunk: LogChunk): Promise<void> | undefined {
     let seg = this.segments.at(-1);
     if (!seg || seg.bytes >= SEGMENT_BYTES) {
-      const file = path.join(this.dir, `${String(chunk.seq).padStart(12, '0')}.spool`);
-      seg = { file, fd: fs.openSync(file, 'w+'), bytes: 0, lastSeq: 0 };
+      seg = this.spare.pop() ?? this.newSegment(chunk.seq);
       this.segments.push(seg);
     }
     const pos = seg.bytes;
     const header = Buffer.alloc(HEADER);
     header.writeDoubleLE(chunk.seq, 0);
     header.writeUInt32LE(chunk.data.length, 8);
-    fs.writeSync(seg.fd, header);
-    fs.writeSync(seg.fd, chunk.data);
+    fs.writeSync(seg.fd, header, 0, HEADER, pos);
+    fs.writeSync(seg.fd, chunk.data, 0, chunk.data.length, pos + HEADER);
     seg.bytes += HEADER + chunk.data.length;
     seg.lastSeq = chunk.seq;
     this.unackedBytes += HEADER + chunk.data.length;
@@ -73,6 +79,12 @@ export class LogSpool {
     }
     while (this.segments.length > 0 && this.segments[0]!.lastSeq <= seq) {
       const seg = this.segments.shift()!;
+      if (this.spare.length < SPARE_SEGMENTS) {
+        seg.bytes = 0;
+        seg.lastSeq = 0;
+        this.spare.push(seg);
+        continue;
+      }
       fs.closeSync(seg.fd);
       fs.rmSync(seg.file, { force: true });
     }
@@ -114,9 +126,14 @@ export class LogSpool {
     return { seq, data };
   }
 
+  private newSegment(firstSeq: number): Segment {
+    const file = path.join(this.dir, `${String(firstSeq).padStart(12, '0')}.spool`);
+    return { file, fd: fs.openSync(file, 'w+'), bytes: 0, lastSeq: 0 };
+  }
+
   /** Removes the spool (the job ended and its log is acknowledged, or it is given up). */
   close(): void {
-    for (const seg of this.segments.splice(0)) fs.closeSync(seg.fd);
+    for (const seg of [...this.segments.splice(0), ...this.spare.splice(0)]) fs.closeSync(seg.fd);
     fs.rmSync(this.dir, { recursive: true, force: true });
     for (const wake of this.waiters.splice(0)) wake();
   }

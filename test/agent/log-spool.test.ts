@@ -43,17 +43,27 @@ describe('LogSpool', () => {
     spool.close();
   });
 
-  it('keeps chunks on disk, deleting a segment once all of it is acknowledged', () => {
+  it('keeps chunks on disk, and writes acknowledged segments again rather than making new files', () => {
     const dir = spoolDir();
     const spool = new LogSpool(dir);
     // 64 KiB chunks: a 16 MiB segment holds 255 of them.
     for (let seq = 1; seq <= 600; seq++) spool.push(chunk(seq, 65536));
-    expect(fs.readdirSync(dir)).toHaveLength(3);
+    const files = fs.readdirSync(dir);
+    expect(files).toHaveLength(3);
     spool.ack(300);
-    expect(fs.readdirSync(dir)).toHaveLength(2);
     expect([...spool.unacked()].map((c) => c.seq)).toEqual(Array.from({ length: 300 }, (_, i) => 301 + i));
     spool.ack(600);
-    expect(fs.readdirSync(dir)).toHaveLength(0);
+    // Two acknowledged segments stay for reuse; the third is deleted.
+    expect(fs.readdirSync(dir)).toHaveLength(2);
+    // A long job's log goes round through the same files, never making another.
+    for (let seq = 601; seq <= 1500; seq++) {
+      spool.push(chunk(seq, 65536));
+      if (seq % 100 === 0) spool.ack(seq - 50);
+    }
+    expect(fs.readdirSync(dir).every((f) => files.includes(f))).toBe(true);
+    expect([...spool.unacked()].map((c) => c.seq)).toEqual(Array.from({ length: 50 }, (_, i) => 1451 + i));
+    expect([...spool.unacked()].every((c) => c.data.equals(chunk(c.seq, 65536).data))).toBe(true);
+    expect(spool.read(1460)?.data.equals(chunk(1460, 65536).data)).toBe(true);
     spool.close();
     expect(fs.existsSync(dir)).toBe(false);
   });
