@@ -136,7 +136,8 @@ describe('the GitHub App', () => {
     const name = run!.run.name;
     const done = await runComment(w, name, 'done');
     expect(comments(w).find((c) => c.id === comment.id)!.reactions_list).toEqual([{ content: 'eyes', user: w.sim.botLogin }]);
-    expect(done.body).toMatch(/\| `hello` \| ✅ done \| \d+ s \|/);
+    // The job's name links to the run page when the server has one.
+    expect(done.body).toMatch(/\| (`hello`|\[`hello`\]\(http:\/\/[^)]+\)) \| ✅ done \| \d+ s \|/);
     // One comment for the run, edited in place.
     expect(botComments(w).filter((c) => c.body.includes('dstack-run'))).toHaveLength(1);
     const { stdout } = await cli(['logs', name], { cwd: tempDir(), home: remoteHome(w) });
