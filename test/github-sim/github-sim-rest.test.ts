@@ -133,6 +133,13 @@ describe('github-sim REST API through Probot and Octokit', () => {
     await run('git', ['init', '--quiet', dir]);
     await run('git', ['-C', dir, 'fetch', '--quiet', setup.repo.clone_url.replace('http://', `http://x-access-token:${token}@`), `refs/pull/${pr.number}/head`]);
     expect((await run('git', ['-C', dir, 'rev-parse', 'FETCH_HEAD'])).stdout.trim()).toBe(fork.commit);
+
+    // A new commit pushed to the fork's branch moves the pull request's head.
+    const env = { ...process.env, GIT_AUTHOR_NAME: 'm', GIT_AUTHOR_EMAIL: 'm@x', GIT_COMMITTER_NAME: 'm', GIT_COMMITTER_EMAIL: 'm@x' };
+    await run('git', ['-C', fork.work, 'commit', '--quiet', '--allow-empty', '-m', 'more'], { env });
+    const moved = (await run('git', ['-C', fork.work, 'rev-parse', 'HEAD'])).stdout.trim();
+    await sim.push({ owner: 'mallory', repo: 'ml', path: fork.work, user: 'mallory' });
+    expect((await gh.rest.pulls.get({ owner: 'acme', repo: 'ml', pull_number: pr.number })).data.head.sha).toBe(moved);
   });
 
   it('moves a tag with git refs only forward unless forced', async () => {

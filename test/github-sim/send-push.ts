@@ -21,8 +21,21 @@ export async function sendPush(core: SimCore, repo: SimRepo, before: RefMap, pus
     const others = [...before.entries()].filter(([r]) => r !== ref && r.startsWith('refs/heads/')).map(([, sha]) => sha);
     const commits = now ? await store.pushedCommits(was, now, others) : [];
     const forced = !!was && !!now && !(await store.isAncestor(was, now));
+    if (now && ref.startsWith('refs/heads/')) await movePullHeads(core, repo, ref.slice('refs/heads/'.length), now);
     const delivery = await core.sendForRepo(repo, (inst) => core.events.push(repo, inst, { ref, before: was ?? ZERO, after: now ?? ZERO, created: !was, deleted: !now, forced, commits, pusher }), 'push');
     if (delivery) deliveries.push(delivery);
   }
   return deliveries;
+}
+
+/** Pull requests from `branch` of `repo` follow it, as on GitHub: their head and `refs/pull/N/head` move. */
+async function movePullHeads(core: SimCore, repo: SimRepo, branch: string, sha: string): Promise<void> {
+  const full = core.state.fullName(repo).toLowerCase();
+  for (const issue of core.state.issues.values()) {
+    if (!issue.pull || issue.pull.head.repo.toLowerCase() !== full || issue.pull.head.ref !== branch) continue;
+    issue.pull.head.sha = sha;
+    const [owner, name] = issue.repo.split('/') as [string, string];
+    const base = core.state.adminRepo(owner, name);
+    await core.store(base).git(['fetch', '--quiet', repo.gitDir, `+refs/heads/${branch}:refs/pull/${issue.number}/head`]);
+  }
 }
