@@ -255,6 +255,26 @@ describe('the GitHub App', () => {
     }
   });
 
+  it('stops the runs of an issue with /dstack stop, and tags a finished one with /dstack tag', async () => {
+    const slow = HELLO + '  - name: slow\n    provider: bash\n    commands: [echo started, sleep 600]\n';
+    const w = await world({ ...FILES, '.dstack/workflows.yaml': slow });
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'stop it' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: '/dstack run slow' });
+    const [run] = await until(async () => {
+      const list = await runs(w);
+      return list.length === 1 && list[0]!.jobs[0]!.status === 'running' && list;
+    }, 'the run to start');
+    const name = run!.run.name;
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', body: '/dstack stop' });
+    await until(() => botComments(w).find((c) => c.body === `Stopping \`${name}\`.`), 'the stop reply');
+    await runComment(w, name, 'stopped');
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', body: `/dstack tag ${name} v1\n/dstack tag slim-nothing-9 v1` });
+    const tagged = await until(() => botComments(w).find((c) => c.body.startsWith(`Tagged \`${name}\` as \`v1\``)), 'the tag reply');
+    expect(tagged.body).toContain('`depends-on: slow:v1` uses its artifacts');
+    await until(() => botComments(w).find((c) => c.body.includes("unknown run 'slim-nothing-9' in octo/models")), 'the unknown run reply');
+    expect((await w.api.call<{ name: string; run_name: string }[]>('GET', '/api/tags')).map((t) => [t.name, t.run_name])).toEqual([['v1', name]]);
+  });
+
   it('runs on: push workflows at the pushed commit, and a newer push stops the older run', async () => {
     const slow = [
       'workflows:',
