@@ -43,6 +43,7 @@ export class LogFollower {
       onClose();
     });
     ws.on('error', () => ws.terminate());
+    ws.on('message', () => ws.close(1008, 'a log follower only listens'));
     this.send({ type: 'run', ...publicRun(service, view) });
     this.pump();
   }

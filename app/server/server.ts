@@ -144,10 +144,17 @@ export function createServer(options: ServerOptions): DstackServer {
 
   const server = http.createServer(app);
   server.on('upgrade', (req, socket, head) => {
-    const pathname = new URL(req.url ?? '/', 'http://x').pathname;
-    if (pathname === AGENT_SOCKET_PATH) return hub.upgrade(req, socket, head);
-    if (users.upgrade(req, socket, head)) return;
-    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+    socket.on('error', () => socket.destroy());
+    // Nothing a client sends in an upgrade request may take the server down: what throws is a 400.
+    try {
+      const pathname = new URL(req.url ?? '/', 'http://x').pathname;
+      if (pathname === AGENT_SOCKET_PATH) return hub.upgrade(req, socket, head);
+      if (users.upgrade(req, socket, head)) return;
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+    } catch (err) {
+      log(`upgrade request refused: ${err instanceof Error ? err.message : String(err)}`);
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    }
   });
   return {
     ...context,

@@ -228,7 +228,8 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
   });
 
   // Log following and waits for an end: one listener of each kind on the run service for all of them.
-  const wss = new WebSocketServer({ noServer: true });
+  // A follower only listens: what a client sends is not read, so it may send next to nothing.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 });
   const followers = new Set<LogFollower>();
   const onLog = (jobId: string, data: Buffer, offset: number) => {
     for (const f of followers) if (f.has(jobId)) f.logged(jobId, data, offset);
@@ -256,8 +257,9 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
       refuse(socket, 401, 'Unauthorized', { error: 'a valid user token is required: Authorization: Bearer TOKEN' });
       return true;
     }
-    const name = decodeURIComponent(match[1]!);
+    let name: string;
     try {
+      name = decodeURIComponent(match[1]!);
       service.view(name, principal.owner);
     } catch (err) {
       if (!isDstackError(err)) throw err;

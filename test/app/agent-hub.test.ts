@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createServer, type DstackServer } from '../../app/server/server.js';
 import { CLOSE, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../shared/protocol.js';
@@ -83,6 +83,28 @@ describe('the agent hub', () => {
         expect(await ProtocolClient.open(url, token)).toEqual({ status: 401 });
       }
       expect(await ProtocolClient.open(url, agentToken())).toBeInstanceOf(ProtocolClient);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('answers a malformed upgrade request with 400 and goes on serving', async () => {
+    const { url, server } = await setup();
+    try {
+      const user = server.tokens.create('acme', 'user').token;
+      const { port } = new URL(url);
+      const raw = (request: string) =>
+        new Promise<string>((resolve) => {
+          const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(request));
+          let answer = '';
+          socket.on('data', (d) => (answer += d.toString()));
+          socket.on('close', () => resolve(answer));
+          socket.on('error', () => resolve(answer));
+        });
+      const upgrade = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nHost: x';
+      expect(await raw(`GET http://[ HTTP/1.1\r\n${upgrade}\r\n\r\n`)).toMatch(/^HTTP\/1.1 400 /);
+      expect(await raw(`GET /api/runs/%E0/logs HTTP/1.1\r\n${upgrade}\r\nAuthorization: Bearer ${user}\r\n\r\n`)).toMatch(/^HTTP\/1.1 400 /);
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
     } finally {
       await cleanup();
     }
