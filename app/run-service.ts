@@ -50,6 +50,8 @@ export interface RunServiceEvents {
   /** A job's chunk as stored, and the offset in its log where it starts. */
   log: [string, Buffer, number];
   port: [string, number];
+  /** A run was tagged (run name, tag): front doors publish it (the GitHub App makes a release). */
+  tag: [string, string];
 }
 
 /**
@@ -280,6 +282,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
       if (previous) this.store.deleteTag(scope, tag);
       this.store.setTag(scope, tag, runName);
     });
+    this.emit('tag', runName, tag);
     return previous && previous.run_name !== runName ? { moved: previous.run_name } : {};
   }
 

@@ -327,6 +327,9 @@ export async function startGithubApp(server: DstackServer, settings: GithubSetti
     { probot, webhooksPath: WEBHOOKS_PATH },
   );
   app = new GithubApp(server, probot, settings, dataDir);
+  (await import('./run-page-links.js')).attachRunPageLinks(app);
+  (await import('./check-runs.js')).attachCheckRuns(app);
+  (await import('./releases.js')).attachReleases(app);
   server.app.use((req, res, next) => {
     void middleware(req, res, next);
   });

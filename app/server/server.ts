@@ -14,6 +14,7 @@ import { GitCredentials } from './git-credentials.js';
 import { jobRoutes } from './job-routes.js';
 import { Counter, Gauge, Histogram, Registry } from './metrics.js';
 import { userRoutes } from './user-routes.js';
+import { runPage } from '../github/run-page.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -141,6 +142,7 @@ export function createServer(options: ServerOptions): DstackServer {
   const context: ServerContext = { state, scheduler, tokens, jobTokens, sealer, hub, gitCredentials, metrics, requireToken, log };
   const users = userRoutes(context);
   app.use(users.router);
+  app.use(runPage(context, key, options.publicUrl, () => server.address()));
 
   const server = http.createServer(app);
   server.on('upgrade', (req, socket, head) => {

@@ -124,4 +124,25 @@ export const MIGRATIONS: string[] = [
    CREATE INDEX github_runs_by_branch ON github_runs(repo_id, branch);`,
   // What a claim reads: the unfinished jobs of one agent (without it, every claim scans every job).
   `CREATE INDEX jobs_by_agent ON jobs(agent, status);`,
+  // The GitHub App's check runs, one per job (app/github/check-runs*.ts): GitHub's id, and whether
+  // a final update is still owed, so it lands also after a restart; and the releases it made
+  // (app/github/releases*.ts), by repository and tag: a tag it did not make is never moved.
+  `CREATE TABLE github_check_runs (
+     job_id TEXT PRIMARY KEY,
+     run_name TEXT NOT NULL,
+     check_run_id BIGINT,
+     final_pending INTEGER NOT NULL DEFAULT 0,
+     final_sent INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX github_check_runs_by_run ON github_check_runs(run_name);
+   CREATE INDEX github_check_runs_unfinished ON github_check_runs(final_sent, final_pending);
+   CREATE TABLE github_releases (
+     repo_id BIGINT NOT NULL,
+     tag TEXT NOT NULL,
+     release_id BIGINT NOT NULL,
+     run_name TEXT NOT NULL,
+     sha TEXT NOT NULL,
+     updated_at BIGINT NOT NULL,
+     PRIMARY KEY (repo_id, tag)
+   );`,
 ];
