@@ -139,8 +139,9 @@ export class AgentConnection {
       if (this.socket === socket) this.socket = undefined;
       if (this.closed) return;
       const reason = reasonBuffer.toString();
-      // The server closes with 1008 for a protocol version it cannot speak: that needs an upgrade.
-      if (code === CLOSE.policy && reason.startsWith('protocol ')) refused = reason;
+      // The server closes with 1008 for a protocol version it cannot speak (that needs an upgrade)
+      // and for a token revoked while connected: no retry fixes either.
+      if (code === CLOSE.policy && (reason.startsWith('protocol ') || reason.startsWith('refused: '))) refused = reason;
       if (refused) {
         this.options.onState?.({ state: 'refused', reason: refused });
         return;

@@ -37,8 +37,16 @@ export class Tokens {
     if (!token) return undefined;
     const row = this.store.tokenByHash(hash(token));
     if (!row || row.revoked_at !== null) return undefined;
-    this.store.touchToken(row.id, Date.now());
+    // Last use to the minute: a write per request would make every API call a database write.
+    const now = Date.now();
+    if (row.last_used_at === null || now - row.last_used_at >= 60_000) this.store.touchToken(row.id, now);
     return { tokenId: row.id, owner: row.owner, kind: row.kind };
+  }
+
+  /** Whether a token was revoked since it was verified (or does not exist). */
+  revoked(tokenId: string): boolean {
+    const row = this.store.tokenById(tokenId);
+    return !row || row.revoked_at !== null;
   }
 
   list(): Omit<TokenRow, 'hash'>[] {

@@ -7,6 +7,9 @@ import type { Tokens } from '../auth/tokens.js';
 import { jobSpec } from '../store/store.js';
 import { AgentViolation, RemoteAgent, type HubContext } from './remote-agent.js';
 
+/** How often the tokens of connected agents are looked at again (a revoke happens in another process). */
+const TOKEN_CHECK_MS = 5000;
+
 export interface AgentHubOptions extends HubContext {
   tokens: Tokens;
   /** An agent not heard from for this long is lost (default 30 s). */
@@ -35,6 +38,8 @@ export class AgentHub {
   /** When the hub started: jobs a previous server left on agents wait this long for them to return. */
   private readonly startedAt = Date.now();
   private orphansSettled = false;
+  /** The token each open socket was opened with, to cut it off when the token is revoked. */
+  private readonly tokenOf = new Map<WebSocket, string>();
 
   constructor(private readonly options: AgentHubOptions) {
     this.timer = setInterval(() => this.heartbeat(), Math.min(1000, options.heartbeatMs));
@@ -50,7 +55,11 @@ export class AgentHub {
     }
     const secure = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
     const base = this.options.publicUrl?.replace(/\/+$/, '') ?? `${secure}://${req.headers.host}`;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connection(ws, principal.owner, base));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.tokenOf.set(ws, principal.tokenId);
+      ws.on('close', () => this.tokenOf.delete(ws));
+      this.connection(ws, principal.owner, base);
+    });
   }
 
   /** Agents whose socket is open now. */
@@ -135,13 +144,39 @@ export class AgentHub {
       agent.refreshTokens(now);
       const silent = now - agent.lastHeard;
       if (silent < this.options.lostAfterMs) continue;
-      this.options.log(`agent ${agent.id} lost: silent for ${Math.round(silent / 1000)} s`);
-      this.agents.delete(agent.id);
-      this.options.scheduler.removeAgent(agent.id);
-      agent.lost(Math.round(silent / 1000));
-      agent.close();
+      this.drop(agent, `agent ${agent.name} was lost (silent for ${Math.round(silent / 1000)} s)`);
+    }
+    if (now - this.lastTokenCheck >= TOKEN_CHECK_MS) {
+      this.lastTokenCheck = now;
+      this.closeRevoked();
     }
     this.settleOrphans(now);
+  }
+
+  /** Takes an agent out: its jobs are given up (or wait again), its socket closed. */
+  private drop(agent: RemoteAgent, why: string): void {
+    this.options.log(`${why}`);
+    this.agents.delete(agent.id);
+    this.options.scheduler.removeAgent(agent.id);
+    agent.lost(why);
+    agent.close();
+    this.changed();
+  }
+
+  private lastTokenCheck = 0;
+
+  /**
+   * An agent whose token was revoked (`dstack-app token revoke`, another process) is cut off: its
+   * socket closed with the reason, its jobs given up, so a compromised machine gets nothing more.
+   */
+  private closeRevoked(): void {
+    for (const [ws, tokenId] of this.tokenOf) {
+      if (!this.options.tokens.revoked(tokenId)) continue;
+      this.tokenOf.delete(ws);
+      const agent = [...this.agents.values()].find((a) => a.usesSocket(ws));
+      ws.close(CLOSE.policy, `refused: the agent token ${tokenId} was revoked`);
+      if (agent) this.drop(agent, `agent ${agent.name}'s token ${tokenId} was revoked`);
+    }
   }
 
   /**

@@ -109,6 +109,8 @@ export class RemoteAgent implements Agent {
       if (!tracked) {
         // The server restarted while the agent ran this job: take it in again.
         tracked = this.track(job, true);
+        // Its token is the previous server's, of unknown age: a fresh one goes out at once.
+        tracked.tokenIssuedAt = 0;
         this.ctx.scheduler.adopt(job, { done: this.doneOf(tracked), stop: (mode) => this.stopJob(jobId, mode) });
       }
       tracked.accepted = true;
@@ -130,6 +132,11 @@ export class RemoteAgent implements Agent {
     }
   }
 
+  /** Whether `socket` is its connection now. */
+  usesSocket(socket: WebSocket): boolean {
+    return this.socket === socket;
+  }
+
   /** The jobs it holds (offered or running). */
   jobIds(): string[] {
     return [...this.jobs.keys()];
@@ -148,16 +155,16 @@ export class RemoteAgent implements Agent {
   }
 
   /**
-   * The agent was silent too long: its running jobs end `aborted`, or wait for another agent when
-   * their workflow is `interruptible`; offers not yet accepted go back to the queue.
+   * The agent is lost (silent too long, or its token revoked; `why` says which): its running jobs
+   * end `aborted`, or wait for another agent when their workflow is `interruptible`; offers not yet
+   * accepted go back to the queue.
    */
-  lost(silentSeconds: number): void {
+  lost(why: string): void {
     for (const [jobId, tracked] of [...this.jobs]) {
       if (!tracked.accepted) {
         this.withdraw(jobId, 'the agent was lost');
         continue;
       }
-      const why = `agent ${this.name} was lost (silent for ${silentSeconds} s)`;
       if (jobSpec(tracked.job).resources.interruptible) this.requeue(jobId, `${why}; interruptible, so it waits to run again`);
       else this.endJob(jobId, 'aborted', why);
     }

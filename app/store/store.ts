@@ -423,6 +423,10 @@ export class Store {
     this.stmt('INSERT INTO tokens (id, owner, kind, hash, created_at) VALUES (@id, @owner, @kind, @hash, @created_at)').run(row);
   }
 
+  tokenById(id: string): TokenRow | undefined {
+    return this.stmt('SELECT * FROM tokens WHERE id = ?').get(id) as TokenRow | undefined;
+  }
+
   tokenByHash(hash: string): TokenRow | undefined {
     return this.stmt('SELECT * FROM tokens WHERE hash = ?').get(hash) as TokenRow | undefined;
   }

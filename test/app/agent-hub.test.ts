@@ -110,6 +110,26 @@ describe('the agent hub', () => {
     }
   });
 
+  it('cuts off a connected agent whose token is revoked, and gives up its jobs', async () => {
+    const s = await setup();
+    try {
+      const { id, token } = s.server.tokens.create('acme', 'agent');
+      const box = await s.agent({ name: 'box', token });
+      const jobId = `${s.submit()}-0`;
+      await box.next('offer', jobId);
+      await box.take(jobId);
+      box.status(jobId, 'running');
+      await waitFor(() => s.job(jobId).status === 'running', 5000, 'the job to run');
+      s.server.tokens.revoke(id);
+      expect(await box.waitClosed(10_000)).toEqual({ code: CLOSE.policy, reason: `refused: the agent token ${id} was revoked` });
+      await waitFor(() => s.job(jobId).status === 'aborted', 5000, 'the job to be given up');
+      expect(s.job(jobId).reason).toBe(`agent box's token ${id} was revoked`);
+      expect(await ProtocolClient.open(s.url, token)).toEqual({ status: 401 });
+    } finally {
+      await cleanup();
+    }
+  });
+
   it("offers a job only to its owner's agents, runs it once accepted, stores its log and acks its end", async () => {
     const s = await setup();
     try {
