@@ -46,7 +46,7 @@ export async function checksWorld(files: Record<string, string>) {
   git('add', '-A');
   git('commit', '--quiet', '-m', 'first');
   const repo = await sim.createRepo({ owner: OWNER, name: REPO, path: dir, private: true });
-  await sim.createInstallation({ account: OWNER });
+  const installation = await sim.createInstallation({ account: OWNER });
   const dataDir = tempDir('dstack-checks-server-');
   let server: ServerProc = await startServer(dataDir, sim.env());
   sim.setWebhookUrl(`${server.url}/api/github/webhooks`);
@@ -68,6 +68,21 @@ export async function checksWorld(files: Record<string, string>) {
     dir,
     git,
     cloneUrl: repo.clone_url,
+    installationId: installation.id,
+    /** A GitHub REST GET as the app's installation (what the app would see). */
+    async rest<T>(route: string): Promise<{ status: number; body: T }> {
+      const { token } = sim.createToken(installation.id);
+      const res = await fetch(`${sim.apiUrl}${route}`, { headers: { authorization: `token ${token}`, accept: 'application/vnd.github+json' } });
+      return { status: res.status, body: (await res.json().catch(() => null)) as T };
+    },
+    /** Commits `more` on main and pushes it; gives the new head. */
+    async pushCommit(more: Record<string, string>): Promise<string> {
+      writeFiles(dir, more);
+      git('add', '-A');
+      git('commit', '--quiet', '-m', 'more');
+      await sim.push({ owner: OWNER, repo: REPO, path: dir });
+      return git('rev-parse', 'HEAD');
+    },
     issue: issue.number,
     api: () => userApi(server.url, token),
     sha: () => git('rev-parse', 'HEAD'),
