@@ -20,7 +20,15 @@ export interface ConnectionOptions {
   heartbeatMs?: number;
   /** Reconnect delays: exponential from `initialMs`, capped at `maxMs`, with full jitter. */
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * While this says true (the agent holds running jobs), reconnects come within URGENT_MAX_MS
+   * however long the server was away: it keeps a job only for an agent back within its window.
+   */
+  urgent?: () => boolean;
 }
+
+/** The longest wait between reconnects while jobs run: well inside the server's 30 s liveness window. */
+export const URGENT_MAX_MS = 5000;
 
 /** Where agents connect on a server. */
 export const AGENT_SOCKET_PATH = '/api/agents/ws';
@@ -104,8 +112,8 @@ export class AgentConnection {
       res.resume();
       socket.terminate(); // aborts the handshake: 'close' follows
     });
+    let welcomed = false;
     socket.on('open', () => {
-      this.attempt = 0;
       this.options.onState?.({ state: 'connected' });
       socket.send(JSON.stringify(agentMessage.parse(this.options.hello())));
       lastPong = Date.now();
@@ -126,6 +134,12 @@ export class AgentConnection {
         if (!(err instanceof ProtocolError)) throw err;
         socket.close(CLOSE.policy, err.message);
         return;
+      }
+      // Backoff starts again only once the server answers: one that accepts sockets and closes
+      // them at once is not hammered.
+      if (!welcomed) {
+        welcomed = true;
+        this.attempt = 0;
       }
       this.options.onMessage(message);
     });
@@ -154,7 +168,8 @@ export class AgentConnection {
 
   /** Between half and all of the exponential bound, at random, so agents do not reconnect in step. */
   private delay(): number {
-    const bound = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(Math.max(this.attempt - 1, 0), 20));
+    const cap = this.options.urgent?.() ? Math.min(this.backoff.maxMs, URGENT_MAX_MS) : this.backoff.maxMs;
+    const bound = Math.min(cap, this.backoff.initialMs * 2 ** Math.min(Math.max(this.attempt - 1, 0), 20));
     return Math.round(bound / 2 + (Math.random() * bound) / 2);
   }
 }

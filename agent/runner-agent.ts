@@ -72,6 +72,7 @@ export class RunnerAgent {
       }),
       onMessage: (m) => this.receive(m),
       onState: (s) => this.onState(s),
+      urgent: () => [...this.jobs.values()].some((j) => j.held !== undefined),
     });
     this.connection.start();
   }

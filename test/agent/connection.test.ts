@@ -48,7 +48,7 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-function connect(port: number, extra: { token?: string; heartbeatMs?: number; onMessage?: (m: AppMessage) => void } = {}) {
+function connect(port: number, extra: { token?: string; heartbeatMs?: number; onMessage?: (m: AppMessage) => void; backoff?: { initialMs: number; maxMs: number }; urgent?: () => boolean } = {}) {
   const states: ConnectionState[] = [];
   const conn = new AgentConnection({
     url: `http://127.0.0.1:${port}`,
@@ -57,7 +57,8 @@ function connect(port: number, extra: { token?: string; heartbeatMs?: number; on
     onMessage: extra.onMessage ?? (() => {}),
     onState: (s) => states.push(s),
     heartbeatMs: extra.heartbeatMs,
-    backoff: { initialMs: 20, maxMs: 100 },
+    backoff: extra.backoff ?? { initialMs: 20, maxMs: 100 },
+    urgent: extra.urgent,
   });
   conn.start();
   cleanup.push(() => conn.close());
@@ -113,6 +114,28 @@ describe('AgentConnection', () => {
     await waitFor(() => second.received.length === 1, 5000, 'hello to the new server');
     const delays = states.flatMap((s) => (s.state === 'disconnected' ? [s.retryInMs] : []));
     for (const d of delays) expect(d).toBeLessThanOrEqual(100);
+  });
+
+  it('comes back within 5 s while it holds running jobs, however long its backoff would be', async () => {
+    const backoff = { initialMs: 40_000, maxMs: 60_000 };
+    const s = server();
+    const port = await s.listening;
+    const idle = connect(port, { backoff, urgent: () => false });
+    await waitFor(() => s.received.length === 1, 5000, 'hello');
+    s.sockets[0]!.terminate();
+    const first = (await waitFor(() => idle.states.find((st) => st.state === 'disconnected'), 5000, 'the disconnect')) as { retryInMs: number };
+    expect(first.retryInMs).toBeGreaterThanOrEqual(20_000);
+    await idle.conn.close();
+    await s.close();
+    // With jobs: every retry within 5 s, while the server stays away and when it is back.
+    const busy = connect(port, { backoff, urgent: () => true });
+    await waitFor(() => busy.states.filter((st) => st.state === 'disconnected').length >= 2, 15_000, 'two failed attempts');
+    const back = server(port);
+    await back.listening;
+    cleanup.push(() => back.close());
+    await waitFor(() => back.received.length === 1, 8000, 'hello once the server is back');
+    const delays = busy.states.flatMap((st) => (st.state === 'disconnected' ? [st.retryInMs] : []));
+    for (const d of delays) expect(d).toBeLessThanOrEqual(5000);
   });
 
   it('notices a server that stops answering pings, and reconnects', async () => {
