@@ -43,6 +43,7 @@ export class RunnerAgent {
   private readonly mirrors: RepoMirrors;
   private readonly owner: string;
   private readonly env: NodeJS.ProcessEnv;
+  private readonly instance = crypto.randomUUID();
 
   constructor(private readonly options: RunnerAgentOptions) {
     this.env = options.env ?? process.env;
@@ -67,7 +68,7 @@ export class RunnerAgent {
       hello: () => ({
         type: 'hello',
         protocol: PROTOCOL_VERSION,
-        agent: { name: settings.name, version: AGENT_VERSION, labels: settings.labels, resources: this.resources! },
+        agent: { name: settings.name, instance: this.instance, version: AGENT_VERSION, labels: settings.labels, resources: this.resources! },
         running: [...this.jobs.values()].flatMap((j) => (j.held ? [j.held] : [])),
       }),
       onMessage: (m) => this.receive(m),

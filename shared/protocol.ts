@@ -72,6 +72,8 @@ export const helloMessage = z.strictObject({
   protocol: z.number().int().positive(),
   agent: z.strictObject({
     name: z.string().min(1).max(100),
+    /** Random per agent process: a second process with the same name is told apart from a reconnect. */
+    instance: z.string().min(1).max(100).optional(),
     version: z.string(),
     labels: z.array(z.string().min(1).max(100)).max(50),
     resources: agentResources,

@@ -118,6 +118,10 @@ export class AgentHub {
   private register(ws: WebSocket, owner: string, hello: Extract<AgentMessage, { type: 'hello' }>, base: string): RemoteAgent {
     const id = `${owner}/${hello.agent.name}`;
     let agent = this.agents.get(id);
+    // Two machines started with one name would each take the other's place, ending its jobs, in turn.
+    if (agent?.connected && agent.instance && hello.agent.instance && agent.instance !== hello.agent.instance) {
+      throw new ProtocolError(`an agent named ${hello.agent.name} is connected already (another process); give this one its own --name`);
+    }
     if (!agent) {
       agent = new RemoteAgent(this.options, owner, hello);
       this.agents.set(id, agent);

@@ -51,6 +51,8 @@ export class RemoteAgent implements Agent {
   labels: readonly string[];
   resources: MachineResources;
   version: string;
+  /** Which agent process it is (see hello's `instance`). */
+  instance: string | undefined;
   private socket: WebSocket | undefined;
   private readonly jobs = new Map<string, TrackedJob>();
   private readonly declinedJobs = new Set<string>();
@@ -66,6 +68,7 @@ export class RemoteAgent implements Agent {
     this.labels = hello.agent.labels;
     this.resources = hello.agent.resources;
     this.version = hello.agent.version;
+    this.instance = hello.agent.instance;
   }
 
   get connected(): boolean {
@@ -93,6 +96,7 @@ export class RemoteAgent implements Agent {
     this.labels = hello.agent.labels;
     this.resources = hello.agent.resources;
     this.version = hello.agent.version;
+    this.instance = hello.agent.instance;
     this.lastHeard = Date.now();
     this.declinedJobs.clear();
 

@@ -130,6 +130,29 @@ describe('the agent hub', () => {
     }
   });
 
+  it('refuses a second agent process with a name that is connected already, and takes a reconnect of the same one', async () => {
+    const s = await setup();
+    try {
+      const first = await s.agent({ name: 'gpu-box', instance: 'process-1' });
+      const jobId = `${s.submit()}-0`;
+      await first.next('offer', jobId);
+      await first.take(jobId);
+      first.status(jobId, 'running');
+      const twin = await ProtocolClient.open(s.url, s.agentToken());
+      if (!(twin instanceof ProtocolClient)) throw new Error('refused');
+      clients.push(twin);
+      twin.send({ type: 'hello', protocol: PROTOCOL_VERSION, agent: { name: 'gpu-box', instance: 'process-2', version: 't', labels: [], resources: { cpus: 1, memoryMiB: 1, gpus: [] } }, running: [] });
+      expect(await twin.waitClosed()).toEqual({ code: CLOSE.policy, reason: 'an agent named gpu-box is connected already (another process); give this one its own --name' });
+      await waitFor(() => s.job(jobId).status === 'running', 5000, 'the job to run');
+      // The same process on a new connection takes its place, and keeps its job.
+      const again = await s.agent({ name: 'gpu-box', instance: 'process-1', running: [{ jobId, acked: 0 }] });
+      expect(await again.next('ack', jobId)).toMatchObject({ seq: 0 });
+      expect(s.job(jobId).status).toBe('running');
+    } finally {
+      await cleanup();
+    }
+  });
+
   it("offers a job only to its owner's agents, runs it once accepted, stores its log and acks its end", async () => {
     const s = await setup();
     try {

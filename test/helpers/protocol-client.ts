@@ -10,6 +10,7 @@ export interface FakeAgentOptions {
   resources?: MachineResources;
   running?: { jobId: string; acked: number }[];
   protocol?: number;
+  instance?: string;
 }
 
 /**
@@ -48,6 +49,7 @@ export class ProtocolClient {
       protocol: options.protocol ?? PROTOCOL_VERSION,
       agent: {
         name: options.name ?? 'box',
+        ...(options.instance ? { instance: options.instance } : {}),
         version: 'test',
         labels: options.labels ?? [],
         resources: options.resources ?? { cpus: 4, memoryMiB: 8192, gpus: [] },
