@@ -5,10 +5,12 @@ import { subKey } from './server-key.js';
 export const JOB_TOKEN_TTL_MS = 2 * 60 * 60 * 1000;
 
 /**
- * Short-lived tokens scoped to one job, for its HTTP requests (code, archives, uploads): the job id
- * and an expiry, signed with a key derived from the server's. Nothing is stored, so checking one
- * costs an HMAC, and a restarted server still takes the tokens its agents hold. A token is also
- * refused once its job has ended (the routes check the job's status).
+ * Short-lived tokens scoped to one job on one agent, for its HTTP requests (code, archives,
+ * uploads): the job id, the agent and an expiry, signed with a key derived from the server's.
+ * Nothing is stored, so checking one costs an HMAC, and a restarted server still takes the tokens
+ * its agents hold. A token is also refused once its job has ended or is no longer on that agent
+ * (the routes check the job's row): an agent written off as lost, or whose offer was withdrawn,
+ * can no longer read or write the job.
  */
 export class JobTokens {
   private readonly key: Buffer;
@@ -17,20 +19,20 @@ export class JobTokens {
     this.key = subKey(serverKey, 'dstack job token');
   }
 
-  issue(jobId: string, ttlMs = JOB_TOKEN_TTL_MS): string {
-    const body = Buffer.from(JSON.stringify({ job: jobId, exp: this.now() + ttlMs })).toString('base64url');
+  issue(jobId: string, agent: string, ttlMs = JOB_TOKEN_TTL_MS): string {
+    const body = Buffer.from(JSON.stringify({ job: jobId, agent, exp: this.now() + ttlMs })).toString('base64url');
     return `dsj_${body}.${this.sign(body)}`;
   }
 
-  /** The job a token is for, or undefined when it is forged, damaged or expired. */
-  verify(token: string | undefined): string | undefined {
+  /** The job and agent a token is for, or undefined when it is forged, damaged or expired. */
+  verify(token: string | undefined): { job: string; agent: string } | undefined {
     const match = /^dsj_([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(token ?? '');
     if (!match) return undefined;
     const expected = Buffer.from(this.sign(match[1]!));
     const given = Buffer.from(match[2]!);
     if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) return undefined;
-    const claims = JSON.parse(Buffer.from(match[1]!, 'base64url').toString()) as { job: string; exp: number };
-    return claims.exp > this.now() ? claims.job : undefined;
+    const claims = JSON.parse(Buffer.from(match[1]!, 'base64url').toString()) as { job: string; agent: string; exp: number };
+    return claims.exp > this.now() ? { job: claims.job, agent: claims.agent } : undefined;
   }
 
   private sign(body: string): string {

@@ -191,7 +191,7 @@ export class RemoteAgent implements Agent {
       gpus: gpus.map((g) => g.uuid),
       secrets,
       source: { repoUrl: source.repoUrl, commit: source.commit, patch: source.patch !== null, ...(source.credentials ? { credentials: true } : {}) },
-      api: { url: this.apiBase, token: jobTokens.issue(job.id) },
+      api: { url: this.apiBase, token: jobTokens.issue(job.id, this.id) },
       acceptWithinMs: this.ctx.acceptWithinMs,
       firstLogSeq: service.lastLogSeq(job.id) + 1,
     });
@@ -241,7 +241,7 @@ export class RemoteAgent implements Agent {
   refreshTokens(now = Date.now()): void {
     for (const [jobId, tracked] of this.jobs) {
       if (!tracked.accepted || now - tracked.tokenIssuedAt < JOB_TOKEN_TTL_MS / 2) continue;
-      if (this.send({ type: 'token', jobId, token: this.ctx.jobTokens.issue(jobId) })) tracked.tokenIssuedAt = now;
+      if (this.send({ type: 'token', jobId, token: this.ctx.jobTokens.issue(jobId, this.id) })) tracked.tokenIssuedAt = now;
     }
   }
 

@@ -25,9 +25,9 @@ export function jobRoutes(service: RunService, jobTokens: JobTokens, credentials
   const router = Router();
 
   const authorise = (req: Request, res: Response, next: NextFunction) => {
-    const jobId = jobTokens.verify(/^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1]);
-    const job = jobId === req.params.id ? service.job(jobId) : undefined;
-    if (!job || isFinal(job.status)) {
+    const claims = jobTokens.verify(/^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1]);
+    const job = claims?.job === req.params.id ? service.job(claims.job) : undefined;
+    if (!job || isFinal(job.status) || job.agent !== claims!.agent) {
       res.status(401).json({ error: 'a valid token for this job is required: Authorization: Bearer TOKEN (it ends with the job)' });
       return;
     }

@@ -92,6 +92,32 @@ describe('job routes', () => {
     expect(await after.json()).toEqual({ error: 'a valid token for this job is required: Authorization: Bearer TOKEN (it ends with the job)' });
   });
 
+  it('refuse the token of an agent whose offer was taken back, and take the token of the agent that has the job', async () => {
+    const server = createServer({ dataDir: tempDir(), acceptWithinMs: 200, log: () => {} });
+    opened.push({ server });
+    const { port } = (await server.listen(0, '127.0.0.1')) as AddressInfo;
+    const url = `http://127.0.0.1:${port}`;
+    const token = server.tokens.create('acme', 'agent').token;
+    const slow = await ProtocolClient.connect(url, token, { name: 'slow' });
+    server.state.service.submit({
+      repo: 'r', workflow: 'train', args: '', runName: 'taken-back-1', plan: [workflow('train')], executor: null, owner: 'acme',
+      source: { repoUrl: 'https://example.invalid/r.git', commit: 'a'.repeat(40), patch: null },
+    });
+    const first = await slow.next('offer', 'taken-back-1-0');
+    await slow.next('cancel', 'taken-back-1-0');
+    const second = await slow.next('offer', 'taken-back-1-0');
+    slow.send({ type: 'reject', jobId: 'taken-back-1-0', reason: 'busy' });
+    const fast = await ProtocolClient.connect(url, token, { name: 'fast' });
+    const third = await fast.next('offer', 'taken-back-1-0');
+    await fast.take('taken-back-1-0');
+    const inputs = (t: string) => fetch(`${url}/api/jobs/taken-back-1-0/inputs`, { headers: { authorization: `Bearer ${t}` } });
+    expect((await inputs(first.api.token)).status).toBe(401);
+    expect((await inputs(second.api.token)).status).toBe(401);
+    expect((await inputs(third.api.token)).status).toBe(200);
+    slow.close();
+    fast.close();
+  });
+
   it('store an artifact streamed in, and hand it to a later job that depends on it', async () => {
     const { jobId, request, client, server, dataDir } = await runningJob();
     const src = tempDir();
