@@ -68,6 +68,8 @@ interface World {
   cloneUrl: string;
   installationId: number;
   userToken: string;
+  /** What the agent printed so far ('' without one). */
+  agentOutput: () => string;
 }
 
 const sims: GithubSim[] = [];
@@ -89,12 +91,13 @@ async function world(files: Record<string, string>, options: { agent?: boolean; 
     process.stderr.write(`--- comments:\n${JSON.stringify((sim.comments({ owner: OWNER, repo: REPO }) as unknown as SimComment[]).map((c) => c.body), null, 1)}\n--- dstack-app output:\n${server.output()}\n--- sim requests:\n${sim.requests.log().map((r) => `${r.method} ${r.path} ${r.status}`).join('\n')}\n`);
   });
   const { token } = await createToken(dataDir, OWNER, 'user');
+  let agentOutput = () => '';
   if (options.agent !== false) {
     const agentToken = await createToken(dataDir, OWNER, 'agent');
     const env = options.agentPath ? { PATH: `${options.agentPath}:${FIXTURE_BIN}:${process.env.PATH}` } : {};
-    await startAgent({ url: server.url, token: agentToken.token, name: 'gpu-box', workDir: tempDir('dstack-gh-agent-'), env });
+    agentOutput = (await startAgent({ url: server.url, token: agentToken.token, name: 'gpu-box', workDir: tempDir('dstack-gh-agent-'), env })).output;
   }
-  return { sim, server, api: userApi(server.url, token), dataDir, tree, cloneUrl: repo.clone_url, installationId: installation.id, userToken: token };
+  return { sim, server, api: userApi(server.url, token), dataDir, tree, cloneUrl: repo.clone_url, installationId: installation.id, userToken: token, agentOutput };
 }
 
 /** Waits for `check` to give something (not false or undefined), and gives it. */
@@ -251,6 +254,7 @@ describe('the GitHub App', () => {
       expect(log).not.toContain(token);
       expect(ps).not.toContain(token);
       expect(w.server.output()).not.toContain(token);
+      expect(w.agentOutput()).not.toContain(token);
       for (const file of filesUnder(w.dataDir)) expect(fs.readFileSync(file).includes(token), file).toBe(false);
     }
   });
