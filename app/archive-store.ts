@@ -49,6 +49,13 @@ export class ArchiveStore {
     return fs.statSync(this.file(key)).mtimeMs;
   }
 
+  /** Moves an archive to another key of the store; returns the new key. */
+  rename(from: string, to: string): string {
+    fs.mkdirSync(path.dirname(this.file(to)), { recursive: true });
+    fs.renameSync(this.file(from), this.file(to));
+    return to;
+  }
+
   exists(key: string): boolean {
     return fs.existsSync(this.file(key));
   }

@@ -352,6 +352,17 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     return this.archives.exists(key) ? key : undefined;
   }
 
+  /**
+   * Gives an owner's uploaded patch to one run: it moves to a key of the run's, so the same id
+   * used again (a retried submit) is unknown rather than shared, and the run's end removes only
+   * its own. Returns the new key, or undefined when the owner has no such patch.
+   */
+  takePatch(owner: string, id: string, runName: string): string | undefined {
+    const key = this.patchKey(owner, id);
+    if (!key) return undefined;
+    return this.archives.rename(key, `patches/${digest(owner)}/runs/${digest(runName)}.patch`);
+  }
+
   pruneCache(repo: string, workflow: string): number {
     const rows = this.store.deleteCaches(repo, workflow);
     for (const r of rows) this.archives.remove(r.archive);

@@ -96,7 +96,7 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
     }
     let patch: string | null = null;
     if (body.source.patch !== null) {
-      patch = service.patchKey(who, body.source.patch) ?? null;
+      patch = service.takePatch(who, body.source.patch, body.name) ?? null;
       if (!patch) throw new DstackError('DSTACK_ERR_USAGE', `unknown patch '${body.source.patch}'; upload it with POST /api/patches first`);
     }
     held.delete(body.name);

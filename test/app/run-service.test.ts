@@ -127,7 +127,10 @@ describe('RunService', () => {
     const { service, dir } = setup();
     const taken = await service.putPatch('acme', Readable.from([Buffer.from('diff --git a/x b/x\n')]));
     const left = await service.putPatch('acme', Readable.from([Buffer.from('never submitted\n')]));
-    const key = service.patchKey('acme', taken)!;
+    const key = service.takePatch('acme', taken, 'remote-run-1')!;
+    // Taken by one run, the id means nothing more: a second run cannot share (and lose) it.
+    expect(service.patchKey('acme', taken)).toBeUndefined();
+    expect(service.takePatch('acme', taken, 'remote-run-2')).toBeUndefined();
     service.submit({
       repo: 'acme:https://example.invalid/r.git', workflow: 'a', args: '', runName: 'remote-run-1', plan: [workflow('a'), workflow('b')], executor: null,
       owner: 'acme', source: { repoUrl: 'https://example.invalid/r.git', commit: 'c'.repeat(40), patch: key },
@@ -136,10 +139,11 @@ describe('RunService', () => {
     // The submitted run's patch stays while it runs, however old; the one no run took goes.
     expect(service.prunePatches(24 * 60 * 60 * 1000, later)).toBe(1);
     expect(service.patchKey('acme', left)).toBeUndefined();
+    const stored = path.join(dir, 'archives', key);
     service.setJobStatus('remote-run-1-0', 'done');
-    expect(service.patchKey('acme', taken)).toBe(key);
+    expect(fs.existsSync(stored)).toBe(true);
     service.setJobStatus('remote-run-1-1', 'failed');
-    expect(service.patchKey('acme', taken)).toBeUndefined();
+    expect(fs.existsSync(stored)).toBe(false);
     expect(fs.readdirSync(path.join(dir, 'archives/patches'), { recursive: true }).filter((f) => String(f).endsWith('.patch'))).toEqual([]);
   });
 });
