@@ -6,6 +6,9 @@ import { DstackError, type ErrorCode } from '../shared/errors.js';
 /** A GET that fails before its answer starts (the server restarting) is tried again after these delays. */
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000];
 
+/** How long a request may go without a byte moving either way. */
+const IDLE_TIMEOUT_MS = 120_000;
+
 /** The most of an error answer read (a one-line JSON `{error, code}`): nothing bigger is kept. */
 const MAX_ERROR_BODY = 64 * 1024;
 
@@ -124,7 +127,11 @@ export class JobHttp {
   private request(method: string, pathname: string, headers: Record<string, string> = {}): http.ClientRequest {
     const url = new URL(this.base + pathname);
     const lib = url.protocol === 'https:' ? https : http;
-    return lib.request(url, { method, headers: { authorization: `Bearer ${this.token()}`, ...headers } });
+    const req = lib.request(url, { method, headers: { authorization: `Bearer ${this.token()}`, ...headers } });
+    // A connection that went quiet (half-open after a network change) would hold the job in
+    // `downloading` or `uploading` for ever: no byte either way for this long ends the request.
+    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(Object.assign(new Error(`no data for ${IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+    return req;
   }
 
   /** A 2xx answer to a GET, tried again while the server cannot be reached or answers 502-504. */
