@@ -50,7 +50,8 @@ export class CheckRuns {
         for (const job of view.jobs) {
           this.store.add(job.id, view.run.name);
           this.live.add(job.id);
-          this.changed(job);
+          // The job as it is now: it may have gone on (even ended) while the run's comment was made.
+          this.changed(this.service.job(job.id) ?? job);
         }
       }),
     );

@@ -62,6 +62,8 @@ describe('check runs', () => {
     expect(html).toContain(`<h1>Run ${run} <span class="done">done</span></h1>`);
     expect(html).toContain('line 3000 &lt;b&gt;&amp;&lt;/b&gt;');
     expect(html).not.toContain('<b>&</b>');
+    // The run's comment links to the same page.
+    await waitFor(() => w.botComments().some((c) => c.body.includes(`[\`${run}\`](${done.details_url})`)), 10_000, 'the comment to link to the run page');
     expect((await fetch(`${url.origin}${url.pathname}`)).status).toBe(404);
     expect((await fetch(`${url.origin}${url.pathname}?key=${'A'.repeat(32)}`)).status).toBe(404);
     expect((await fetch(`${url.origin}/runs/no-such-run-1?key=${url.searchParams.get('key')}`)).status).toBe(404);
