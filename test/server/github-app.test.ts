@@ -148,6 +148,20 @@ describe('the GitHub App', () => {
     expect(stdout).toContain('greeting=good day');
   });
 
+  it('gets the run comment to its end while its edits fail more often than Octokit retries', async () => {
+    const w = await world(FILES);
+    w.sim.faults.failNext('bad-gateway-502', 6, ['issues/update-comment']);
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'flaky' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    const [run] = await until(async () => {
+      const list = await runs(w);
+      return list.length === 1 && list;
+    });
+    await runComment(w, run!.run.name, 'done');
+    expect(w.sim.faults.injected()).toHaveLength(6);
+    expect(w.server.output()).toMatch(/could not update the comment of run \S+: /);
+  });
+
   it('answers a user without write permission, and runs nothing; help is for anyone', async () => {
     const w = await world(FILES, { agent: false });
     const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'try it' });
