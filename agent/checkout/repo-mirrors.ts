@@ -40,6 +40,8 @@ export class RepoMirrors {
     const wasKnown = this.known.has(key);
     if (!wasKnown) {
       await this.locked(mirror, () => this.ensureCommit(mirror, request));
+      // Bounded: an agent up for months sees many commits; forgetting them costs one git call each.
+      if (this.known.size >= 10_000) this.known.clear();
       this.known.add(key);
     }
     await fsp.mkdir(request.dest, { recursive: true });

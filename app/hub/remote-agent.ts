@@ -223,6 +223,8 @@ export class RemoteAgent implements Agent {
       }
       case 'reject':
         if (!tracked || tracked.accepted) return;
+        // Bounded (it is cleared on each reconnect too): a declined job that ran elsewhere long ago is no matter.
+        if (this.declinedJobs.size >= 10_000) this.declinedJobs.clear();
         this.declinedJobs.add(message.jobId);
         this.withdraw(message.jobId, `declined: ${message.reason}`);
         return;

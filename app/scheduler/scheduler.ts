@@ -55,7 +55,10 @@ export class Scheduler {
   private passQueued = false;
   private closed = false;
   private readonly onJob = (job: JobRow) => {
-    if (isFinal(job.status)) this.wake();
+    if (!isFinal(job.status)) return;
+    this.wake();
+    // A stopped run's mode is needed while a job of it may still start; not once it has ended.
+    if (this.stopping.has(job.run_name) && this.service.view(job.run_name).jobs.every((j) => isFinal(j.status))) this.stopping.delete(job.run_name);
   };
 
   private readonly onRun = () => this.wake();
