@@ -37,6 +37,8 @@ export class TarMemberCheck extends Transform {
   private paxPath: string | undefined;
   private paxLink: string | undefined;
   private ended = false;
+  /** Symbolic links among the members so far: nothing may be unpacked through one. */
+  private readonly links = new Set<string>();
   /** Members seen so far. */
   members = 0;
 
@@ -56,7 +58,12 @@ export class TarMemberCheck extends Transform {
 
   private scan(chunk: Buffer): void {
     let pos = 0;
-    while (pos < chunk.length && !this.ended) {
+    while (pos < chunk.length) {
+      if (this.ended) {
+        // After the end block only padding: anything else would be read by a tar that goes on.
+        for (; pos < chunk.length; pos++) if (chunk[pos] !== 0) throw refused('there is data after the end of the archive');
+        return;
+      }
       if (this.skip > 0) {
         const n = Math.min(this.skip, chunk.length - pos);
         if (this.meta) this.collect(chunk.subarray(pos, pos + n));
@@ -99,11 +106,25 @@ export class TarMemberCheck extends Transform {
     this.members++;
     if (!CONTENT_TYPES.has(type)) throw refused(`member '${name}' is a ${type === '3' || type === '4' ? 'device' : type === '6' ? 'FIFO' : `type '${type}' entry`}`);
     checkPath(name, name);
-    if (type === '1') checkPath(link, `${name} (a hard link to '${link}')`);
+    this.checkNotUnderLink(name);
+    if (type === '1') {
+      checkPath(link, `${name} (a hard link to '${link}')`);
+      this.checkNotUnderLink(link);
+    }
     if (type === '2') {
       if (link.startsWith('/')) throw refused(`member '${name}' links to the absolute path '${link}'`);
       const target = path.posix.normalize(path.posix.join(path.posix.dirname(name), link));
       if (target === '..' || target.startsWith('../')) throw refused(`member '${name}' links to '${link}', outside the folder`);
+      this.links.add(path.posix.normalize(name).replace(/\/+$/, ''));
+    }
+  }
+
+  /** A member whose path goes through an earlier symbolic link would be written wherever that link points. */
+  private checkNotUnderLink(name: string): void {
+    const parts = path.posix.normalize(name).replace(/\/+$/, '').split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      if (this.links.has(dir)) throw refused(`member '${name}' is under the symbolic link '${dir}'`);
     }
   }
 

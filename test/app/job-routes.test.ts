@@ -16,8 +16,14 @@ afterEach(async () => {
   }
 });
 
-/** A tar archive with one member, written by hand, so it can say what real tar refuses to write. */
-function tarWith(member: { name: string; type?: '0' | '2' | '3' | '5'; link?: string; data?: string }): Buffer {
+type Member = { name: string; type?: '0' | '2' | '3' | '5'; link?: string; data?: string };
+
+/** A tar archive of members written by hand, so it can say what real tar refuses to write. */
+function tarWith(...members: Member[]): Buffer {
+  return Buffer.concat([...members.map(memberBlocks), Buffer.alloc(1024)]);
+}
+
+function memberBlocks(member: Member): Buffer {
   const data = Buffer.from(member.data ?? '');
   const header = Buffer.alloc(512);
   header.write(member.name, 0, 100, 'utf8');
@@ -36,7 +42,7 @@ function tarWith(member: { name: string; type?: '0' | '2' | '3' | '5'; link?: st
   header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
   const body = Buffer.alloc(Math.ceil(data.length / 512) * 512);
   data.copy(body);
-  return Buffer.concat([header, body, Buffer.alloc(1024)]);
+  return Buffer.concat([header, body]);
 }
 
 /** A server with one job of `acme` running on a protocol-level agent; the job's token from its offer. */
@@ -141,6 +147,13 @@ describe('job routes', () => {
       ['a link outside', tarWith({ name: 'model/out', type: '2', link: '../../etc' }), /member 'model\/out' links to '..\/..\/etc', outside the folder/],
       ['an absolute link', tarWith({ name: 'model/out', type: '2', link: '/etc/passwd' }), /links to the absolute path/],
       ['a device', tarWith({ name: 'model/null', type: '3' }), /member 'model\/null' is a device/],
+      [
+        'a chain of links',
+        tarWith({ name: 'model/a', type: '2', link: '.' }, { name: 'model/a/b', type: '2', link: '../..' }),
+        /member 'model\/a\/b' is under the symbolic link 'model\/a'/,
+      ],
+      ['a file through a link', tarWith({ name: 'model/up', type: '2', link: '.' }, { name: 'model/up/x', data: 'x' }), /is under the symbolic link 'model\/up'/],
+      ['data after the end', Buffer.concat([tarWith({ name: 'model/ok', data: 'x' }), memberBlocks({ name: '../evil', data: 'x' })]), /there is data after the end of the archive/],
     ];
     for (const [what, body, message] of cases) {
       const res = await request('PUT', `${jobId}/artifacts?path=model&files=1&bytes=1`, { body });
