@@ -38,7 +38,17 @@ export async function repoRemote(repoDir: string): Promise<{ top: string; remote
   const remote = upstream.split('/')[0] || (remotes.includes('origin') ? 'origin' : remotes[0]);
   if (!remote) throw fail(`the repository at ${top} has no remote; add one the agents can fetch (git remote add origin URL) and push`);
   const repoUrl = (await git.remote(['get-url', remote]))!.trim();
-  return { top, remote, repoUrl };
+  return { top, remote, repoUrl: absoluteRemote(repoUrl, top) };
+}
+
+/**
+ * A remote that is a path relative to the repository (`../origin.git`) means nothing on an agent:
+ * it is sent as the absolute path it names here. URLs and `host:path` remotes go as they are.
+ */
+function absoluteRemote(url: string, top: string): string {
+  const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(url);
+  const isScp = /^[^/]+:/.test(url) && !url.startsWith('/');
+  return isUrl || isScp || path.isAbsolute(url) ? url : path.resolve(top, url);
 }
 
 /** The newest commit of HEAD's history that some branch of `remote` (as last fetched) contains. */

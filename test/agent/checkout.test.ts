@@ -98,6 +98,15 @@ describe('a run sent to agents: the patch of local work, and the checkout of it'
     expect(git(clone, 'status', '--porcelain')).toBe(status);
   });
 
+  it('sends a remote given as a path relative to the repository as the absolute path it names', async () => {
+    const { remote, clone } = remoteAndClone({ 'a.txt': 'a\n' });
+    git(clone, 'remote', 'set-url', 'origin', path.relative(clone, remote));
+    git(clone, 'fetch', '-q', 'origin');
+    expect((await sourcePatch(clone)).repoUrl).toBe(remote);
+    git(clone, 'remote', 'set-url', 'origin', 'git@example.invalid:acme/repo.git');
+    expect((await sourcePatch(path.join(clone))).repoUrl).toBe('git@example.invalid:acme/repo.git');
+  });
+
   it('clones a mirror once, fetches only for a commit it lacks, and never needs the remote for one it has', async () => {
     const { remote, clone } = remoteAndClone({ 'a.txt': 'one\n' });
     const mirrors = new RepoMirrors(tempDir());
