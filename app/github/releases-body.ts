@@ -13,8 +13,10 @@ export interface ReleaseArtifact {
   workflow: string;
   path: string;
   files: number;
-  /** The archive's size (a tar). */
+  /** The files' size, as the artifact's row has it. */
   bytes: number;
+  /** The archive's size (a tar): what is uploaded, and what GitHub's limit applies to. */
+  archiveBytes: number;
   /** The asset's name on GitHub. */
   asset: string;
   /** The server's download, for an archive too large to upload (or when there is no asset). */
@@ -52,7 +54,7 @@ export function releaseBody(input: ReleaseBodyInput): string {
   const { view, tag } = input;
   const now = input.now ?? Date.now();
   const run = input.runUrl ? `[\`${view.run.name}\`](${input.runUrl})` : `\`${view.run.name}\``;
-  const manifest = input.artifacts.map((a) => ({ asset: a.url ? null : a.asset, workflow: a.workflow, path: a.path, files: a.files, bytes: a.bytes }));
+  const manifest = input.artifacts.map((a) => ({ asset: a.url ? null : a.asset, workflow: a.workflow, path: a.path, files: a.files, bytes: a.bytes, archiveBytes: a.archiveBytes }));
   const lines = [
     `${RELEASE_MARKER} run=${view.run.name} -->`,
     `**dstack** run ${run} of \`${view.run.workflow}\`${view.run.args ? ` \`${view.run.args.replace(/`/g, "'")}\`` : ''} at ${input.sha.slice(0, 7)}${input.sender ? `, started by @${input.sender}` : ''} on ${new Date(view.run.submitted_at).toISOString()}; tagged \`${tag}\` on ${new Date(now).toISOString()}.`,
@@ -65,7 +67,7 @@ export function releaseBody(input: ReleaseBodyInput): string {
   if (input.artifacts.length > 0) {
     lines.push('**Artifacts**', '');
     for (const a of input.artifacts) {
-      const where = a.url ? `[download from the server](${a.url}) (${a.bytes >= MAX_ASSET_BYTES ? 'too large for a release asset' : 'not uploaded'})` : `asset \`${a.asset}\``;
+      const where = a.url ? `[download from the server](${a.url}) (${a.archiveBytes >= MAX_ASSET_BYTES ? 'too large for a release asset' : 'not uploaded'})` : `asset \`${a.asset}\``;
       lines.push(`- \`${a.workflow}\`: \`${a.path}\` — ${a.files} file${a.files === 1 ? '' : 's'}, ${size(a.bytes)}: ${where}`);
     }
     lines.push('');
@@ -75,7 +77,7 @@ export function releaseBody(input: ReleaseBodyInput): string {
 }
 
 /** The manifest of a release the app made, or undefined when the body has none. */
-export function releaseManifest(body: string | null | undefined): { asset: string | null; workflow: string; path: string; files: number; bytes: number }[] | undefined {
+export function releaseManifest(body: string | null | undefined): { asset: string | null; workflow: string; path: string; files: number; bytes: number; archiveBytes: number }[] | undefined {
   const m = /<!-- dstack-assets (.*) -->/.exec(body ?? '');
   if (!m) return undefined;
   try {

@@ -3,6 +3,7 @@ import { DstackError } from '../../shared/errors.js';
 import { backoffMs } from './check-runs-scheduler.js';
 import type { GithubApp } from './github-app.js';
 import { assetNames, MAX_ASSET_BYTES, RELEASE_MARKER, releaseBody, type ReleaseArtifact } from './releases-body.js';
+import { importReleaseTag, type ImportFrom } from './releases-import.js';
 import { ReleasesStore } from './releases-store.js';
 import { openSized } from './run-page.js';
 import { runPageLinksOf } from './run-page-links.js';
@@ -37,10 +38,13 @@ export class Releases {
   /** One publication of a tag at a time: the last tagging wins. */
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly offs: (() => void)[] = [];
+  /** Runs made from a release (importTag): tagging them publishes nothing. */
+  private readonly imported = new Set<string>();
 
   constructor(readonly app: GithubApp, private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms))) {
     this.store = new ReleasesStore(app.server.state.store);
     const onTag = (runName: string, tag: string) => {
+      if (this.imported.has(runName)) return;
       this.publish(runName, tag).catch((err: unknown) => app.server.log(`release ${tag} of run ${runName}: ${err instanceof Error ? err.message : String(err)}`));
     };
     app.service.on('tag', onTag);
@@ -51,6 +55,15 @@ export class Releases {
 
   close(): void {
     for (const off of this.offs.splice(0)) off();
+  }
+
+  /**
+   * `depends-on: WORKFLOW:TAG` when the server lacks the tag: the release TAG the app made, read back
+   * from GitHub into a run tagged TAG (see releases-import.ts); undefined when there is none. For
+   * the run's submission to call before it resolves its tags.
+   */
+  importTag(from: ImportFrom, tag: string): Promise<string | undefined> {
+    return importReleaseTag(this.app, from, tag, (runName) => this.imported.add(runName));
   }
 
   /** Makes or moves release `tag` for the run; resolves when it is on GitHub with its assets. */
@@ -94,7 +107,7 @@ export class Releases {
       const { stream, bytes } = await openSized(this.app.service, a.archive);
       stream.destroy();
       const big = bytes >= MAX_ASSET_BYTES;
-      artifacts.push({ jobId: a.job_id, workflow: a.workflow, path: a.path, files: a.files, bytes, asset: names[i]!, ...(big ? { url: links?.artifactUrl(runName, a.job_id, a.path) ?? '' } : {}) });
+      artifacts.push({ jobId: a.job_id, workflow: a.workflow, path: a.path, files: a.files, bytes: a.bytes, archiveBytes: bytes, asset: names[i]!, ...(big ? { url: links?.artifactUrl(runName, a.job_id, a.path) ?? '' } : {}) });
     }
     const body = releaseBody({ view, tag, sha, sender: target.sender, runUrl: links?.runUrl(runName), artifacts });
     const name = `${tag}: ${view.run.workflow} (${runName})`;
@@ -185,7 +198,16 @@ async function orUndefined<T>(request: Promise<{ data: T }>): Promise<T | undefi
   }
 }
 
+const RELEASES = new WeakMap<GithubApp, Releases>();
+
 /** Releases for tagged runs (the one line in the app's factory). */
 export function attachReleases(app: GithubApp): Releases {
-  return new Releases(app);
+  const releases = new Releases(app);
+  RELEASES.set(app, releases);
+  return releases;
+}
+
+/** The app's releases, once attached (for a run's submission to import a tag it lacks). */
+export function releasesOf(app: GithubApp): Releases | undefined {
+  return RELEASES.get(app);
 }

@@ -27,8 +27,8 @@ describe('release bodies', () => {
     const body = releaseBody({
       view, tag: 'latest', sha: 'abcdef1234', sender: 'alice', runUrl: 'http://srv/runs/slim-octopus-1?key=k', now: Date.UTC(2026, 0, 3),
       artifacts: [
-        { jobId: 'slim-octopus-1-1', workflow: 'train', path: 'checkpoint', files: 3, bytes: 4096, asset: 'train-checkpoint.tar' },
-        { jobId: 'slim-octopus-1-0', workflow: 'prepare', path: 'data', files: 1, bytes: 3 * 1024 ** 3, asset: 'prepare-data.tar', url: 'http://srv/runs/slim-octopus-1/jobs/slim-octopus-1-0/artifact?path=data&key=k' },
+        { jobId: 'slim-octopus-1-1', workflow: 'train', path: 'checkpoint', files: 3, bytes: 4096, archiveBytes: 10_240, asset: 'train-checkpoint.tar' },
+        { jobId: 'slim-octopus-1-0', workflow: 'prepare', path: 'data', files: 1, bytes: 3 * 1024 ** 3, archiveBytes: 3 * 1024 ** 3 + 1024, asset: 'prepare-data.tar', url: 'http://srv/runs/slim-octopus-1/jobs/slim-octopus-1-0/artifact?path=data&key=k' },
       ],
     });
     expect(body.startsWith(`${RELEASE_MARKER} run=slim-octopus-1 -->\n`)).toBe(true);
@@ -38,8 +38,8 @@ describe('release bodies', () => {
     expect(body).toContain('- `train`: `checkpoint` — 3 files, 4.0 KiB: asset `train-checkpoint.tar`');
     expect(body).toContain('- `prepare`: `data` — 1 file, 3.0 GiB: [download from the server](http://srv/runs/slim-octopus-1/jobs/slim-octopus-1-0/artifact?path=data&key=k) (too large for a release asset)');
     expect(releaseManifest(body)).toEqual([
-      { asset: 'train-checkpoint.tar', workflow: 'train', path: 'checkpoint', files: 3, bytes: 4096 },
-      { asset: null, workflow: 'prepare', path: 'data', files: 1, bytes: 3 * 1024 ** 3 },
+      { asset: 'train-checkpoint.tar', workflow: 'train', path: 'checkpoint', files: 3, bytes: 4096, archiveBytes: 10_240 },
+      { asset: null, workflow: 'prepare', path: 'data', files: 1, bytes: 3 * 1024 ** 3, archiveBytes: 3 * 1024 ** 3 + 1024 },
     ]);
   });
 
