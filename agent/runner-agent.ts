@@ -9,6 +9,7 @@ import type { AgentSettings } from './agent-settings.js';
 import { RepoMirrors } from './checkout/repo-mirrors.js';
 import { AgentConnection, type ConnectionState } from './connection.js';
 import { connectDocker } from './docker/engine.js';
+import { killLeftoverJobs } from './leftover-jobs.js';
 import { RemoteJob } from './remote-job.js';
 import { detectResources, type DetectedResources } from './resources.js';
 
@@ -111,8 +112,10 @@ export class RunnerAgent {
       throw new DstackError('DSTACK_ERR_USAGE', `another dstack-agent (pid ${other}) uses ${workDir}; give this one its own --work-dir`);
     }
     fs.writeFileSync(pidFile, `${process.pid}\n`);
-    // What a previous agent left (it was killed): its jobs are not running any more, and the server
-    // ends them when this agent's hello does not list them.
+    // What a previous agent left (it was killed): its jobs' processes are killed (they would hold
+    // GPUs this agent offers as free), and the server ends those jobs when this hello does not list them.
+    const killed = killLeftoverJobs(path.join(workDir, 'jobs'));
+    if (killed.length > 0) this.options.print({ line: `killed what a previous agent's jobs left running: ${killed.join(', ')}`, tone: 'warn' });
     for (const leftover of ['jobs', 'spool']) fs.rmSync(path.join(workDir, leftover), { recursive: true, force: true });
   }
 

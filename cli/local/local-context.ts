@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { killLeftoverJobs } from '../../agent/leftover-jobs.js';
 import { removeTree } from '../../agent/remove-tree.js';
 import type { RunService } from '../../app/run-service.js';
 import { openState } from '../../app/state.js';
@@ -67,6 +68,12 @@ export function findRepoRoot(cwd: string = process.cwd()): string {
  */
 async function removeFinishedFolders(service: RunService, paths: ReturnType<typeof homePaths>): Promise<void> {
   const entries = async (dir: string) => fsp.readdir(dir).catch(() => [] as string[]);
+  // A `dstack` killed with SIGKILL could not kill its jobs' processes: that is done here, for the
+  // jobs the store says have ended (those of a process that died were marked aborted).
+  killLeftoverJobs(paths.work, (id) => {
+    const job = service.job(id);
+    return job !== undefined && isFinal(job.status);
+  });
   for (const id of await entries(paths.work)) {
     const job = service.job(id);
     if (job && isFinal(job.status)) await removeTree(path.join(paths.work, id));

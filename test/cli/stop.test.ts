@@ -109,6 +109,30 @@ describe('stopping runs', () => {
     expect((await cli(['logs', run!.name], { cwd, home })).stdout).toContain('ready');
   });
 
+  it("kills what a killed CLI's job left running (a process that ignores the hangup) at the next command", async () => {
+    const home = tempDir();
+    const marks = tempDir();
+    const cwd = makeRepo({
+      '.dstack/workflows.yaml': `workflows:\n  - name: daemon\n    provider: bash\n    commands:\n      - nohup sleep 600 > /dev/null 2>&1 & echo $! > ${marks}/pid\n      - echo ready\n      - wait\n`,
+    });
+    const child = startCli(['run', 'daemon'], { cwd, home });
+    await waitFor(() => child.output().stdout.includes('ready'), 20_000, 'the job to start');
+    child.kill('SIGKILL');
+    await child.exited;
+    const pid = Number(fs.readFileSync(path.join(marks, 'pid'), 'utf8'));
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive()).toBe(true);
+    expect((await cli(['ps'], { cwd, home })).code).toBe(0);
+    await waitFor(() => !alive(), 5000, 'the leftover process to be killed');
+  });
+
   it("removes a killed CLI's job folder and run snapshot at the next command", async () => {
     const home = tempDir();
     const cwd = makeRepo({ '.dstack/workflows.yaml': workflows });

@@ -59,10 +59,12 @@ function numbers(state: State, jobId: string): number[] {
 const every = Array.from({ length: LINES }, (_, i) => i + 1);
 
 describe('faults', () => {
-  it('a kill -9 of the agent mid-job: the job ends aborted within 45 s, and nothing stays running', async () => {
+  it('a kill -9 of the agent mid-job: the job ends aborted within 45 s, nothing stays running, and the next agent kills what the job left', async () => {
     const { server, state, repo, agentToken, api } = await setup();
-    const agent = await startAgent({ url: server.url, token: agentToken, name: 'doomed', workDir: tempDir() });
-    const run = await api.submit([bash('long', ['echo started', 'sleep 600'])], repo);
+    const workDir = tempDir();
+    const marks = tempDir();
+    const agent = await startAgent({ url: server.url, token: agentToken, name: 'doomed', workDir });
+    const run = await api.submit([bash('long', [`nohup sleep 600 > /dev/null 2>&1 & echo $! > ${marks}/sleep.pid`, 'echo started', 'wait'])], repo);
     await waitFor(() => state.service.readLog(`${run}-0`, 0).includes('started'), 20_000, 'the job to start');
     const killedAt = Date.now();
     await agent.kill();
@@ -71,6 +73,13 @@ describe('faults', () => {
     expect(job.status).toBe('aborted');
     expect(job.reason).toMatch(/^agent doomed was lost \(silent for \d+ s\)$/);
     expect(state.service.jobCounts().running ?? 0).toBe(0);
+    // The killed agent could not end its job's processes (one that ignores the pty's hangup, as a
+    // nohup'd trainer does, lives on); the agent started after it on that machine ends them.
+    const sleeper = Number(fs.readFileSync(path.join(marks, 'sleep.pid'), 'utf8'));
+    expect(alive(sleeper)).toBe(true);
+    const next = await startAgent({ url: server.url, token: agentToken, name: 'doomed', workDir });
+    await waitFor(() => !alive(sleeper), 10_000, "the old job's process to be killed");
+    expect(next.output()).toContain(`killed what a previous agent's jobs left running: ${run}-0`);
   });
 
   it('the server killed and restarted mid-job: the agent reconnects, the job goes on, and each of 100,000 lines arrives once', async () => {
