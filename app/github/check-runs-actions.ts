@@ -4,9 +4,9 @@ import { splitWords } from './comment-commands.js';
 import { errorText } from './github-app.js';
 import type { CheckRuns } from './check-runs.js';
 import { ACTION_STOP, ACTION_TAG_LATEST } from './check-runs.js';
+import { permissionOf, WRITERS } from './repo-permission.js';
 
 /** Roles that may re-run, stop and tag, as for comments. */
-const WRITERS = new Set(['admin', 'maintain', 'write']);
 
 /**
  * `check_run` webhooks about the app's check runs: `rerequested` (GitHub's Re-run) runs the job's
@@ -27,7 +27,7 @@ export async function handleCheckRunEvent(checks: CheckRuns, context: Context<'c
   const octokit = context.octokit;
   const repo = { owner: payload.repository.owner.login, repo: payload.repository.name };
   const what = payload.action === 'rerequested' ? 're-run' : (payload as { requested_action?: { identifier?: string } }).requested_action?.identifier;
-  const role = await roleOf(octokit, repo, user);
+  const role = await permissionOf(octokit, repo, user);
   if (!WRITERS.has(role)) {
     app.server.log(`check run ${payload.check_run.id}: ${user} (${role}) may not ${what}: write permission is needed`);
     return;
@@ -68,16 +68,3 @@ export async function handleCheckRunEvent(checks: CheckRuns, context: Context<'c
   }
 }
 
-/**
- * The user's role on the repository, from the collaborator permission API, as comment-handler.ts
- * asks it (its helper is not exported): `none` for someone who is not a collaborator.
- */
-async function roleOf(octokit: ProbotOctokit, repo: { owner: string; repo: string }, username: string): Promise<string> {
-  try {
-    const { data } = await octokit.rest.repos.getCollaboratorPermissionLevel({ ...repo, username });
-    return (data as { role_name?: string }).role_name || data.permission;
-  } catch (err) {
-    if ((err as { status?: number }).status === 404) return 'none';
-    throw err;
-  }
-}

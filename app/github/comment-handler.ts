@@ -5,9 +5,9 @@ import { ownerRepo } from '../server/user-views.js';
 import { COMMENT_HELP, commentCommands, type CommentCommand } from './comment-commands.js';
 import { errorText, type GithubApp } from './github-app.js';
 import type { GithubRepository } from './github-runs.js';
+import { permissionOf, WRITERS } from './repo-permission.js';
 
 /** Roles that may run, stop and tag (the collaborator permission API's `role_name`, or its `permission`). */
-const WRITERS = new Set(['admin', 'maintain', 'write']);
 
 /**
  * A new comment on a pull request or an issue: its `/dstack` commands, in order. The app reacts
@@ -53,19 +53,6 @@ export async function handleComment(app: GithubApp, context: Context<'issue_comm
     } catch (err) {
       await reply(`@${user} \`${quoteLine(command.line)}\` failed:\n\n\`\`\`\n${errorText(err)}\n\`\`\``).catch((e: unknown) => app.server.log(`could not reply on #${issueNumber}: ${errorText(e)}`));
     }
-  }
-}
-
-/** The user's role on the repository: `admin`, `maintain`, `write`, `triage`, `read` or `none`. */
-async function permissionOf(octokit: ProbotOctokit, repo: { owner: string; repo: string }, username: string): Promise<string> {
-  try {
-    const { data } = await octokit.rest.repos.getCollaboratorPermissionLevel({ ...repo, username });
-    const role = (data as { role_name?: string }).role_name;
-    return role && role.length > 0 ? role : data.permission;
-  } catch (err) {
-    // Not a collaborator, or not a user GitHub knows.
-    if ((err as { status?: number }).status === 404) return 'none';
-    throw err;
   }
 }
 

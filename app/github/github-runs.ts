@@ -42,11 +42,31 @@ export interface GithubRunRequest {
  * has, so they share caches. Its agents fetch the code with a token the server mints for them.
  */
 export class GithubRuns {
+  /** Fetches a tag the server lacks from elsewhere (a release on GitHub, see releases.ts). */
+  private missingTag: ((request: GithubRunRequest, tag: string) => Promise<unknown>) | undefined;
+
   constructor(
     private readonly service: RunService,
     private readonly store: GithubStore,
     private readonly dataDir: string,
   ) {}
+
+  /** Sets where a `depends-on: WF:TAG` the server has no such tag for is looked for before it is an error. */
+  onMissingTag(fetch: (request: GithubRunRequest, tag: string) => Promise<unknown>): void {
+    this.missingTag = fetch;
+  }
+
+  /** The tagged job a dependency names, fetched first when the server lacks the tag. */
+  private async taggedJob(request: GithubRunRequest, workflow: string, tag: string): Promise<void> {
+    const owner = request.repository.owner;
+    try {
+      this.service.taggedJob(workflow, tag, owner);
+    } catch (err) {
+      if (!this.missingTag || !(err instanceof DstackError) || err.code !== 'DSTACK_ERR_TAG_UNKNOWN') throw err;
+      await this.missingTag(request, tag);
+      this.service.taggedJob(workflow, tag, owner);
+    }
+  }
 
   /** Loads the workflows at the request's commit and submits the run; a mistake is a DstackError to show as is. */
   async start(octokit: ProbotOctokit, request: GithubRunRequest): Promise<RunView> {
@@ -68,7 +88,7 @@ export class GithubRuns {
     const runName = this.service.newRunName();
     const providers = await project.providersFor(closure, new ProviderRepos(path.join(this.dataDir, 'providers')));
     const plan = closure.map((name) => withLabels(project.resolve(name, { args: parsed.args, runName, overrides: parsed.overrides, secrets: [], providers }), labels));
-    for (const wf of plan) for (const dep of wf.dependsOn) if (dep.tag) this.service.taggedJob(dep.workflow, dep.tag, owner);
+    for (const wf of plan) for (const dep of wf.dependsOn) if (dep.tag) await this.taggedJob(request, dep.workflow, dep.tag);
     this.store.putOrigin({
       runName,
       installationId: request.installationId,

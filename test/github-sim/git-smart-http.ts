@@ -5,6 +5,7 @@ import type { SimCore } from './sim-core.js';
 import { GithubApiError } from './sim-errors.js';
 import type { SimRepo } from './sim-state.js';
 import { sendPush } from './send-push.js';
+import { relayCgi } from '../helpers/git-http.js';
 
 const BACKEND = path.join(execFileSync('git', ['--exec-path']).toString().trim(), 'git-http-backend');
 
@@ -61,26 +62,7 @@ export async function serveGit(core: SimCore, req: IncomingMessage, res: ServerR
     },
   });
   req.pipe(cgi.stdin);
-  let head = Buffer.alloc(0);
-  let headed = false;
-  let status = 200;
-  cgi.stdout.on('data', (chunk: Buffer) => {
-    if (headed) return void res.write(chunk);
-    head = Buffer.concat([head, chunk]);
-    const end = head.indexOf('\r\n\r\n');
-    if (end < 0) return;
-    headed = true;
-    for (const line of head.subarray(0, end).toString().split('\r\n')) {
-      const [k, ...v] = line.split(':');
-      if (k!.toLowerCase() === 'status') status = Number(v.join(':').trim().split(' ')[0]);
-      else res.setHeader(k!, v.join(':').trim());
-    }
-    res.writeHead(status);
-    res.write(head.subarray(end + 4));
-  });
-  const exited = new Promise<void>((resolve) => cgi.on('close', () => resolve()));
-  cgi.stdout.on('end', () => res.end());
-  await exited;
+  const [status] = await Promise.all([relayCgi(cgi.stdout, res), new Promise<void>((resolve) => cgi.on('close', () => resolve()))]);
   log(status);
   if (before) await sendPush(core, repo, before, core.objects.botLogin());
 }

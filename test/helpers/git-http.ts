@@ -34,25 +34,7 @@ export async function gitHttpServer(root: string, token?: string): Promise<{ url
       },
     });
     req.pipe(cgi.stdin);
-    // CGI output: headers, a blank line, then the body.
-    let head = Buffer.alloc(0);
-    let headed = false;
-    cgi.stdout.on('data', (chunk: Buffer) => {
-      if (headed) return void res.write(chunk);
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      headed = true;
-      let status = 200;
-      for (const line of head.subarray(0, end).toString().split('\r\n')) {
-        const [k, ...v] = line.split(':');
-        if (k!.toLowerCase() === 'status') status = Number(v.join(':').trim().split(' ')[0]);
-        else res.setHeader(k!, v.join(':').trim());
-      }
-      res.writeHead(status);
-      res.write(head.subarray(end + 4));
-    });
-    cgi.stdout.on('end', () => res.end());
+    void relayCgi(cgi.stdout, res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -60,4 +42,34 @@ export async function gitHttpServer(root: string, token?: string): Promise<{ url
     requests: () => requests,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * Relays a CGI program's output (headers, a blank line, then the body) as the HTTP response;
+ * resolves with the status once the body has ended.
+ */
+export function relayCgi(out: NodeJS.ReadableStream, res: http.ServerResponse): Promise<number> {
+  let head = Buffer.alloc(0);
+  let headed = false;
+  let status = 200;
+  out.on('data', (chunk: Buffer) => {
+    if (headed) return void res.write(chunk);
+    head = Buffer.concat([head, chunk]);
+    const end = head.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    headed = true;
+    for (const line of head.subarray(0, end).toString().split('\r\n')) {
+      const [k, ...v] = line.split(':');
+      if (k!.toLowerCase() === 'status') status = Number(v.join(':').trim().split(' ')[0]);
+      else res.setHeader(k!, v.join(':').trim());
+    }
+    res.writeHead(status);
+    res.write(head.subarray(end + 4));
+  });
+  return new Promise((resolve) =>
+    out.on('end', () => {
+      res.end();
+      resolve(status);
+    }),
+  );
 }

@@ -82,6 +82,13 @@ describe('tags as releases', () => {
     expect((await w.rest<{ object: { sha: string } }>('/repos/octo/models/git/ref/tags/latest')).body.object.sha).toBe(secondSha);
     expect(w.releases()).toHaveLength(1);
 
+    // A server without the tag (untagged here; a new server would have none) reads it back from
+    // the release: the run that depends on it gets the release's assets.
+    await w.api().call('DELETE', '/api/tags/latest');
+    const fromRelease = await runToEnd(w, 'use');
+    const fromReleaseCheck = w.checkRuns().find((c) => c.external_id?.startsWith(`${fromRelease}-`) && c.name === 'dstack/use')!;
+    expect(fromReleaseCheck.output.text).toContain('got second-weights');
+
     // dstack tag against the server (the user API) makes a release too.
     await w.api().call('POST', `/api/runs/${first}/tag`, { tag: 'v0.1' });
     const api = await releaseWhen(w, 'v0.1', (r) => r.assets.length === 1, 'the release of the API tag');

@@ -1,43 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ROOT, tempDir, waitFor } from '../helpers/cli.js';
-
-const APP = path.join(ROOT, 'bin/dstack-app.js');
-
-/** Runs `dstack-app ARGS` to its end. */
-function app(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [APP, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
-
-const servers: ChildProcess[] = [];
-afterEach(() => {
-  for (const s of servers.splice(0)) s.kill('SIGKILL');
-});
-
-/** Starts the server on a free port; resolves with its URL once it listens. */
-async function start(dataDir: string): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [APP], { env: { ...process.env, PORT: '0', DSTACK_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
-  servers.push(child);
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const url = (await waitFor(() => /listening on (http:\/\/\S+) /.exec(out)?.[1], 20_000, 'the server to listen'))!;
-  return { url, child, exited };
-}
-
-async function createToken(dataDir: string, owner: string, kind: 'agent' | 'user'): Promise<{ id: string; token: string }> {
-  const r = await app(['token', 'create', '--owner', owner, `--${kind}`], { DSTACK_DATA_DIR: dataDir });
-  expect(r.code).toBe(0);
-  const lines = r.stdout.trimEnd().split('\n');
-  return { id: /token (tok_[0-9a-f]+) /.exec(lines[0]!)![1]!, token: lines.at(-1)! };
-}
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/cli.js';
+import { app, createToken, startServer as start } from '../helpers/server.js';
 
 describe('dstack-app', () => {
   it('creates tokens shown once, keeps only their hash, lists them and revokes them', async () => {
