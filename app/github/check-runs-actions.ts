@@ -41,8 +41,9 @@ export async function handleCheckRunEvent(checks: CheckRuns, context: Context<'c
         repository: { id: payload.repository.id, owner: repo.owner, name: repo.repo, cloneUrl: payload.repository.clone_url },
         sha: origin.sha,
         workflow: job.workflow,
-        // The run's arguments; for a dependency's check run, its workflow alone.
-        words: job.workflow === view.run.workflow ? splitWords(view.run.args) : [],
+        // The words the run was asked for with (variables, labels, args); for a dependency's check
+        // run, its workflow alone.
+        words: job.workflow === view.run.workflow ? (origin.words ?? splitWords(view.run.args)) : [],
         event: 'rerun',
         branch: origin.branch,
         issueNumber: origin.issueNumber,

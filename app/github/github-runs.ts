@@ -100,6 +100,7 @@ export class GithubRuns {
       branch: request.branch,
       issueNumber: request.issueNumber,
       sender: request.sender,
+      words: [...request.words],
     });
     try {
       return this.service.submit({

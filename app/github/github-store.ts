@@ -18,6 +18,8 @@ export interface GithubRunOrigin {
   issueNumber: number | null;
   /** The GitHub login that asked for it. */
   sender: string;
+  /** The words after the workflow's name as typed (`--epochs 3 extra`), so a re-run is the same run; null for runs recorded before. */
+  words: string[] | null;
   /** The comment the app keeps up to date with the run's jobs, once made. */
   replyCommentId: number | null;
   replyFinal: boolean;
@@ -34,6 +36,7 @@ interface Row {
   branch: string | null;
   issue_number: number | null;
   sender: string;
+  words: string | null;
   reply_comment_id: number | null;
   reply_final: number;
 }
@@ -49,6 +52,7 @@ const fromRow = (r: Row): GithubRunOrigin => ({
   branch: r.branch,
   issueNumber: r.issue_number,
   sender: r.sender,
+  words: r.words === null ? null : (JSON.parse(r.words) as string[]),
   replyCommentId: r.reply_comment_id === null ? null : Number(r.reply_comment_id),
   replyFinal: r.reply_final === 1,
 });
@@ -69,9 +73,9 @@ export class GithubStore {
 
   putOrigin(o: Omit<GithubRunOrigin, 'replyCommentId' | 'replyFinal'>): void {
     this.store.execute(
-      `INSERT INTO github_runs (run_name, installation_id, repo_id, repo_owner, repo_name, sha, event, branch, issue_number, sender, created_at)
-       VALUES (@runName, @installationId, @repoId, @repoOwner, @repoName, @sha, @event, @branch, @issueNumber, @sender, @createdAt)`,
-      { ...o, createdAt: Date.now() },
+      `INSERT INTO github_runs (run_name, installation_id, repo_id, repo_owner, repo_name, sha, event, branch, issue_number, sender, words, created_at)
+       VALUES (@runName, @installationId, @repoId, @repoOwner, @repoName, @sha, @event, @branch, @issueNumber, @sender, @words, @createdAt)`,
+      { ...o, words: o.words === null ? null : JSON.stringify(o.words), createdAt: Date.now() },
     );
   }
 

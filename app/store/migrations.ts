@@ -145,4 +145,6 @@ export const MIGRATIONS: string[] = [
      updated_at BIGINT NOT NULL,
      PRIMARY KEY (repo_id, tag)
    );`,
+  // A GitHub run's words as typed, so that Re-run on its check run repeats its variables and labels.
+  `ALTER TABLE github_runs ADD COLUMN words TEXT;`,
 ];

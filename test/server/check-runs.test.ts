@@ -17,7 +17,7 @@ const WORKFLOWS = [
   '    provider: bash',
   '    commands:',
   '      - echo going wrong',
-  '      - exit 3',
+  '      - exit ${{ code }}',
   '  - name: big',
   '    provider: bash',
   '    resources:',
@@ -31,9 +31,11 @@ const WORKFLOWS = [
   '',
 ].join('\n');
 
+const FILES = { '.dstack/workflows.yaml': WORKFLOWS, '.dstack/variables.yaml': 'variables:\n  broken:\n    code: 3\n' };
+
 describe('check runs', () => {
   it('follow a run from a comment: queued, in progress, completed success with the log tail, a details_url to the run page that needs its key', async () => {
-    const w = await checksWorld({ '.dstack/workflows.yaml': WORKFLOWS });
+    const w = await checksWorld(FILES);
     await w.comment('/dstack run hello first try');
     const done = await w.completed((await waitFor(() => w.checkRuns()[0]?.external_id, 30_000, 'a check run'))!);
     const run = await w.lastRun();
@@ -78,11 +80,11 @@ describe('check runs', () => {
   });
 
   it('end failed for a failing job, cancelled for one stopped with the Stop button, and Re-run runs the workflow again at the same commit', async () => {
-    const w = await checksWorld({ '.dstack/workflows.yaml': WORKFLOWS });
-    await w.comment('/dstack run broken');
+    const w = await checksWorld(FILES);
+    await w.comment('/dstack run broken --code 4');
     const broken = await w.completed((await waitFor(() => w.checkRuns().find((c) => c.name === 'dstack/broken')?.external_id, 30_000, 'a check run'))!);
-    expect(broken).toMatchObject({ conclusion: 'failure', output: { title: 'Failed (exit 3)' } });
-    expect(broken.output.summary).toContain('| exit code | 3 |');
+    expect(broken).toMatchObject({ conclusion: 'failure', output: { title: 'Failed (exit 4)' } });
+    expect(broken.output.summary).toContain('| exit code | 4 |');
     expect(broken.output.text).toContain('going wrong');
     expect(broken.actions).toEqual([]);
 
@@ -113,11 +115,12 @@ describe('check runs', () => {
     const again = (await waitFor(() => w.checkRuns().find((c) => c.name === 'dstack/broken' && c.id !== broken.id), 30_000, 'the re-run check run'))!;
     expect(again.head_sha).toBe(broken.head_sha);
     expect(again.external_id).not.toBe(broken.external_id);
-    expect((await w.completed(again.external_id!)).conclusion).toBe('failure');
+    // The same run again: with the variable it was asked for.
+    expect(await w.completed(again.external_id!)).toMatchObject({ conclusion: 'failure', output: { title: 'Failed (exit 4)' } });
   });
 
   it('complete every check run with 429, 403 and 5xx answers on a fifth of the requests, and a final update owed across a restart lands', async () => {
-    const w = await checksWorld({ '.dstack/workflows.yaml': WORKFLOWS });
+    const w = await checksWorld(FILES);
     w.sim.faults.set({ rate: 0.2, kinds: ['rate-limit-429', 'rate-limit-403', 'secondary-403', 'server-500', 'bad-gateway-502', 'unavailable-503'], seed: 7, retryAfter: 1 });
     for (const wf of ['hello', 'broken', 'hello']) await w.comment(`/dstack run ${wf}`);
     // A command may itself fail under these faults (the reply says so); every run that started has its check run completed.

@@ -44,7 +44,7 @@ describe('a tag read back from its release', () => {
     const first = await appOn(sim);
     const service = first.server.state.service;
     service.submit({ repo: ownerRepo('octo', repo.clone_url), workflow: 'prepare', args: '', runName: 'calm-otter-1', plan: [bash('prepare', ['true'], { artifacts: ['data'] })], executor: null, owner: 'octo', source: { repoUrl: repo.clone_url, commit: sha, patch: null } });
-    first.app.store.putOrigin({ runName: 'calm-otter-1', installationId: installation.id, repoId: repo.id, repoOwner: 'octo', repoName: 'models', sha, event: 'comment', branch: 'main', issueNumber: null, sender: 'alice' });
+    first.app.store.putOrigin({ runName: 'calm-otter-1', installationId: installation.id, repoId: repo.id, repoOwner: 'octo', repoName: 'models', sha, event: 'comment', branch: 'main', issueNumber: null, sender: 'alice', words: [] });
     await service.putArtifact('calm-otter-1-0', 'data', Readable.from([Buffer.from('a tar of the data, as the agent sent it')]), { files: 1, bytes: 40 });
     first.server.scheduler.stop('calm-otter-1', 'stop');
     service.setJobStatus('calm-otter-1-0', 'done');

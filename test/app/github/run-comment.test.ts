@@ -15,6 +15,7 @@ const origin: GithubRunOrigin = {
   branch: 'feature',
   issueNumber: 3,
   sender: 'alice',
+  words: [],
   replyCommentId: 4,
   replyFinal: false,
 };
