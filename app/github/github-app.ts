@@ -208,7 +208,7 @@ export class GithubApp {
 
   /**
    * Development: relays webhooks from a smee.io channel (WEBHOOK_PROXY_URL) to this server, as
-   * Probot does; smee-client is installed by hand (`npm install smee-client`), not shipped.
+   * Probot does; smee-client is an optional dependency, loaded only then.
    */
   async proxyWebhooks(source: string, address: AddressInfo): Promise<{ close(): void }> {
     let SmeeClient: new (options: { source: string; target: string; logger: Pick<Console, 'info' | 'error'> }) => { start(): Promise<{ close(): void }> | { close(): void } };
