@@ -67,6 +67,8 @@ export class GithubApp {
   private readonly tagged = new Set<(event: RunTagged) => Promise<void>>();
   private runPageUrl: RunPageUrl = () => undefined;
   private readonly queues = new Map<string, Promise<void>>();
+  /** Deliveries being handled now, by id: a redelivery meanwhile is not taken twice. */
+  private readonly inFlight = new Set<string>();
   private readonly work = new Set<Promise<void>>();
   private readonly comments: RunCommentUpdater;
   private readonly onJob: (job: JobRow) => void;
@@ -160,11 +162,12 @@ export class GithubApp {
     if (this.closed) return;
     const action = (context.payload as { action?: string }).action;
     const handlers = this.handlers.filter((h) => h.event === context.name || h.event === `${context.name}.${action}`);
-    if (!this.store.recordDelivery(context.id, action ? `${context.name}.${action}` : context.name)) {
+    if (this.inFlight.has(context.id) || !this.store.recordDelivery(context.id, action ? `${context.name}.${action}` : context.name)) {
       this.server.log(`GitHub delivery ${context.id} (${context.name}) seen before: ignored`);
       return;
     }
-    if (handlers.length === 0) return;
+    if (handlers.length === 0) return this.store.deliveryHandled(context.id);
+    this.inFlight.add(context.id);
     const repoId = (context.payload as { repository?: { id?: number } }).repository?.id;
     const key = repoId === undefined ? 'app' : `repo:${repoId}`;
     const previous = this.queues.get(key) ?? Promise.resolve();
@@ -180,6 +183,8 @@ export class GithubApp {
     this.queues.set(key, next);
     this.work.add(next);
     void next.finally(() => {
+      this.inFlight.delete(context.id);
+      if (!this.closed) this.store.deliveryHandled(context.id);
       this.work.delete(next);
       if (this.queues.get(key) === next) this.queues.delete(key);
     });

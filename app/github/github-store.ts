@@ -61,9 +61,20 @@ const fromRow = (r: Row): GithubRunOrigin => ({
 export class GithubStore {
   constructor(private readonly store: Store) {}
 
-  /** Records a webhook delivery; false when it was seen before (GitHub redelivered it), so it acts once. */
+  /**
+   * Records a webhook delivery; false when it was seen and handled before (GitHub redelivered it),
+   * so it acts once. A delivery recorded but never handled (the server stopped in between) is taken
+   * again when it is redelivered: the caller keeps deliveries in progress from being taken twice.
+   */
   recordDelivery(id: string, event: string, at = Date.now()): boolean {
-    return this.store.execute('INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING', [id, event, at]) === 1;
+    if (this.store.execute('INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING', [id, event, at]) === 1) return true;
+    const [row] = this.store.query<{ handled_at: number | null }>('SELECT handled_at FROM github_deliveries WHERE id = ?', [id]);
+    return row !== undefined && row.handled_at === null;
+  }
+
+  /** A delivery's work is done: a redelivery of it is ignored from now on. */
+  deliveryHandled(id: string, at = Date.now()): void {
+    this.store.execute('UPDATE github_deliveries SET handled_at = ? WHERE id = ?', [at, id]);
   }
 
   /** Forgets deliveries older than `before`: GitHub redelivers only recent ones. */

@@ -147,4 +147,8 @@ export const MIGRATIONS: string[] = [
    );`,
   // A GitHub run's words as typed, so that Re-run on its check run repeats its variables and labels.
   `ALTER TABLE github_runs ADD COLUMN words TEXT;`,
+  // When a webhook delivery's work was done: one recorded but never done (the server stopped in
+  // between) is taken again when GitHub redelivers it.
+  `ALTER TABLE github_deliveries ADD COLUMN handled_at BIGINT;
+   UPDATE github_deliveries SET handled_at = received_at;`,
 ];
