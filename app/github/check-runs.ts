@@ -161,5 +161,7 @@ export class CheckRuns {
 
 /** Check runs for the app's runs (the one line in the app's factory). */
 export function attachCheckRuns(app: GithubApp, options?: CheckRunsOptions): CheckRuns {
-  return new CheckRuns(app, options);
+  const checks = new CheckRuns(app, options);
+  app.onClose(() => checks.close());
+  return checks;
 }

@@ -67,6 +67,7 @@ export class GithubApp {
   private readonly tagged = new Set<(event: RunTagged) => Promise<void>>();
   private runPageUrl: RunPageUrl = () => undefined;
   private readonly queues = new Map<string, Promise<void>>();
+  private readonly closers: (() => void)[] = [];
   /** Deliveries being handled now, by id: a redelivery meanwhile is not taken twice. */
   private readonly inFlight = new Set<string>();
   private readonly work = new Set<Promise<void>>();
@@ -288,12 +289,18 @@ export class GithubApp {
     }
   }
 
+  /** Something attached (check runs, releases) to close with the app. */
+  onClose(close: () => void): void {
+    this.closers.push(close);
+  }
+
   async close(): Promise<void> {
     await this.settled(5000);
     this.closed = true;
     clearInterval(this.pruneTimer);
     this.comments.close();
     this.service.off('job', this.onJob);
+    for (const close of this.closers.splice(0).reverse()) close();
   }
 
   private async editRunComment(runName: string, final: boolean): Promise<void> {

@@ -204,6 +204,7 @@ const RELEASES = new WeakMap<GithubApp, Releases>();
 export function attachReleases(app: GithubApp): Releases {
   const releases = new Releases(app);
   RELEASES.set(app, releases);
+  app.onClose(() => releases.close());
   // A run that depends on a tag this server lacks reads it from the repository's release.
   app.runs.onMissingTag((request, tag) =>
     releases.importTag({ installationId: request.installationId, owner: request.repository.owner, repo: request.repository.name, cloneUrl: request.repository.cloneUrl }, tag),
