@@ -80,7 +80,7 @@ describe('faults', () => {
     const next = await startAgent({ url: server.url, token: agentToken, name: 'doomed', workDir });
     await waitFor(() => !alive(sleeper), 10_000, "the old job's process to be killed");
     expect(next.output()).toContain(`killed what a previous agent's jobs left running: ${run}-0`);
-  });
+  }, 120_000);
 
   it('the server killed and restarted mid-job: the agent reconnects, the job goes on, and each of 100,000 lines arrives once', async () => {
     const { dataDir, server, state, repo, agentToken, api } = await setup();
