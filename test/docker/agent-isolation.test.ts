@@ -1,20 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { openState, type State } from '../../app/state.js';
-import type { JobRow } from '../../app/store/store.js';
 import { JOB_LABEL } from '../../agent/docker/run-container.js';
-import { isFinal } from '../../shared/job-status.js';
-import { bash, userApi } from '../helpers/api.js';
+import { bash, ended, userApi } from '../helpers/api.js';
 import { closeAfterTest, tempDir, waitFor } from '../helpers/cli.js';
 import { containersWithLabel, IMAGE } from '../helpers/docker.js';
 import { bareRepo } from '../helpers/git-repo.js';
 import { createToken, startAgent, startServer } from '../helpers/server.js';
-
-async function ended(state: State, jobId: string): Promise<JobRow> {
-  return (await waitFor(() => {
-    const job = state.service.job(jobId);
-    return job && isFinal(job.status) ? job : undefined;
-  }, 60_000, `job ${jobId} to end`))!;
-}
 
 describe('a runner agent with --isolation docker', () => {
   it("runs a bash job in a container, saves its artifact, and leaves no container behind", async () => {

@@ -1,4 +1,8 @@
+import type { State } from '../../app/state.js';
+import type { JobRow } from '../../app/store/store.js';
+import { isFinal } from '../../shared/job-status.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
+import { waitFor } from './cli.js';
 import { workflow } from './service.js';
 
 /** A bash workflow as the loader resolves it. */
@@ -34,4 +38,12 @@ export function userApi(url: string, token: string) {
     },
     stop: (run: string, abort = false) => call('POST', `/api/runs/${run}/stop`, { abort }),
   };
+}
+
+/** The job once it has ended (as the server stored it), waiting up to `ms`. */
+export async function ended(state: State, jobId: string, ms = 60_000): Promise<JobRow> {
+  return (await waitFor(() => {
+    const job = state.service.job(jobId);
+    return job && isFinal(job.status) ? job : undefined;
+  }, ms, `job ${jobId} to end`))!;
 }

@@ -5,10 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { ArchiveStore } from '../../app/archive-store.js';
 import { openState, type State } from '../../app/state.js';
 import { statePaths } from '../../app/state-paths.js';
-import type { JobRow } from '../../app/store/store.js';
-import { isFinal } from '../../shared/job-status.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { listArchive } from '../../agent/tar.js';
+import { ended } from '../helpers/api.js';
 import { closeAfterTest, tempDir, waitFor } from '../helpers/cli.js';
 import { bareRepo } from '../helpers/git-repo.js';
 import { AGENT, app, createToken, startAgent, startProcess, startServer } from '../helpers/server.js';
@@ -33,13 +32,6 @@ function submit(state: State, runName: string, plan: ResolvedWorkflow[], source:
 
 function bash(name: string, commands: string[], extra: Partial<ResolvedWorkflow> = {}): ResolvedWorkflow {
   return workflow(name, { spec: { name, provider: 'bash', commands } as ResolvedWorkflow['spec'], ...extra });
-}
-
-async function ended(state: State, jobId: string): Promise<JobRow> {
-  return waitFor<JobRow | undefined>(() => {
-    const job = state.service.job(jobId);
-    return job && isFinal(job.status) ? job : undefined;
-  }, 30_000, `job ${jobId} to end`) as Promise<JobRow>;
 }
 
 const logOf = (state: State, jobId: string) => state.service.readLog(jobId, 0).toString();

@@ -2,9 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openState, type State } from '../../app/state.js';
-import type { JobRow } from '../../app/store/store.js';
-import { isFinal } from '../../shared/job-status.js';
-import { bash, userApi } from '../helpers/api.js';
+import { bash, ended, userApi } from '../helpers/api.js';
 import { closeAfterTest, tempDir, waitFor } from '../helpers/cli.js';
 import { bareRepo } from '../helpers/git-repo.js';
 import { createToken, startAgent, startServer } from '../helpers/server.js';
@@ -28,13 +26,6 @@ async function setup(env: NodeJS.ProcessEnv = {}) {
   const state: State = closeAfterTest(openState(dataDir));
   const repo = bareRepo({ 'README.md': 'hi\n' });
   return { dataDir, server, state, repo, agentToken: agentToken.token, api: userApi(server.url, userToken.token) };
-}
-
-async function ended(state: State, jobId: string, ms = 60_000): Promise<JobRow> {
-  return (await waitFor(() => {
-    const job = state.service.job(jobId);
-    return job && isFinal(job.status) ? job : undefined;
-  }, ms, `job ${jobId} to end`))!;
 }
 
 /** The numbers of the `line N` lines of a job's stored log, in order. */

@@ -1,10 +1,8 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openState, type State } from '../../app/state.js';
-import type { JobRow } from '../../app/store/store.js';
-import { isFinal } from '../../shared/job-status.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
-import { bash, userApi } from '../helpers/api.js';
+import { bash, ended, userApi } from '../helpers/api.js';
 import { closeAfterTest, tempDir, waitFor } from '../helpers/cli.js';
 import { gitHttpServer } from '../helpers/git-http.js';
 import { bareRepo } from '../helpers/git-repo.js';
@@ -25,13 +23,6 @@ async function setup() {
 const gpus = (count: number, extra: Partial<ResolvedWorkflow['resources']['gpu']> = {}): Partial<ResolvedWorkflow> => ({
   resources: { gpu: { count, ...extra }, interruptible: false },
 });
-
-async function ended(state: State, jobId: string): Promise<JobRow> {
-  return (await waitFor(() => {
-    const job = state.service.job(jobId);
-    return job && isFinal(job.status) ? job : undefined;
-  }, 30_000, `job ${jobId} to end`))!;
-}
 
 describe('scheduling on runner agents', () => {
   it('packs two one-GPU jobs on one agent, side by side, each on a GPU of its own', async () => {
