@@ -1,6 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
 import { FaultInjector } from './fault-injector.js';
 import { GitStore } from './git-store.js';
 import { GithubObjects, type SimApp } from './github-objects.js';
@@ -11,9 +13,14 @@ import { SimState, type Permissions, type SimInstallation, type SimRepo, type Si
 import { WebhookEvents } from './webhook-events.js';
 import { WebhookSender, type Delivery } from './webhook-sender.js';
 
-/** What a fresh installation grants: the permissions of the app (see the app's app.yml). */
-export const APP_PERMISSIONS: Permissions = { checks: 'write', contents: 'write', issues: 'write', pull_requests: 'write', metadata: 'read' };
-export const APP_EVENTS = ['check_run', 'issue_comment', 'pull_request', 'push'];
+/**
+ * What a fresh installation grants, and the events it is sent: those of the app's own manifest
+ * (app.yml), as GitHub takes them when the app is registered from it. So every test through the
+ * sim runs with exactly the permissions the manifest asks for, and one it lacks fails them.
+ */
+const MANIFEST = YAML.parse(fs.readFileSync(fileURLToPath(new URL('../../app.yml', import.meta.url)), 'utf8')) as { default_permissions: Permissions; default_events: string[] };
+export const APP_PERMISSIONS: Permissions = MANIFEST.default_permissions;
+export const APP_EVENTS: string[] = MANIFEST.default_events;
 const TOKEN_LIFETIME_MS = 60 * 60 * 1000;
 const LEVEL = { read: 1, write: 2, admin: 3 } as const;
 
