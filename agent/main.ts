@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-import { Command, CommanderError, Option } from 'commander';
-import { DstackError, isDstackError } from '../shared/errors.js';
+import { Command, Option } from 'commander';
+import { DstackError } from '../shared/errors.js';
 import type { AgentOptions } from './agent-settings.js';
 import type { AgentEvent } from './runner-agent.js';
+import { reportError } from '../shared/report-error.js';
 
 /** How long a shutdown waits for the jobs' ends to be recorded: the grace period twice over, and room to upload artifacts. */
 const SHUTDOWN_TIMEOUT_MS = 5 * 60 * 1000;
@@ -77,13 +78,6 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   try {
     await buildProgram(runAgent).parseAsync(argv);
   } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.code === 'commander.helpDisplayed' || err.exitCode === 0 ? 0 : 1;
-      return;
-    }
-    if (isDstackError(err)) process.stderr.write(`dstack-agent: error: ${err.message}\n`);
-    else process.stderr.write(`dstack-agent: unexpected error: ${err instanceof Error ? err.message : String(err)}\n  (run again with DSTACK_DEBUG=1 for details, and please report it)\n`);
-    if (process.env.DSTACK_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
-    process.exitCode = 1;
+    process.exitCode = reportError('dstack-agent', err);
   }
 }

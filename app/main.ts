@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { Command, CommanderError, Option } from 'commander';
-import { isDstackError } from '../shared/errors.js';
+import { Command, Option } from 'commander';
+import { reportError } from '../shared/report-error.js';
 
 /**
  * `dstack-app`: the server, and its token administration. The server's modules are imported only
@@ -52,13 +52,6 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    if (err instanceof CommanderError) {
-      process.exitCode = err.code === 'commander.helpDisplayed' || err.exitCode === 0 ? 0 : 1;
-      return;
-    }
-    if (isDstackError(err)) process.stderr.write(`dstack-app: error: ${err.message}\n`);
-    else process.stderr.write(`dstack-app: unexpected error: ${err instanceof Error ? err.message : String(err)}\n  (run again with DSTACK_DEBUG=1 for details, and please report it)\n`);
-    if (process.env.DSTACK_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
-    process.exitCode = 1;
+    process.exitCode = reportError('dstack-app', err);
   }
 }

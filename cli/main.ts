@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { isDstackError } from '../shared/errors.js';
+import { Command, InvalidArgumentError } from 'commander';
+import { reportError } from '../shared/report-error.js';
 import { VERSION } from './version.js';
 
 /**
@@ -214,22 +214,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    process.exitCode = reportError(err);
+    process.exitCode = reportError('dstack', err);
   }
 }
 
-/** One line on stderr and exit code 1; a stack trace only with DSTACK_DEBUG=1. */
-export function reportError(err: unknown): number {
-  if (err instanceof CommanderError) {
-    // Commander printed its message (or the help) already.
-    return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 1;
-  }
-  if (isDstackError(err)) {
-    process.stderr.write(`dstack: error: ${err.message}\n`);
-  } else {
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`dstack: unexpected error: ${message}\n  (run again with DSTACK_DEBUG=1 for details, and please report it)\n`);
-  }
-  if (process.env.DSTACK_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
-  return 1;
-}
