@@ -25,6 +25,8 @@ export interface HubContext {
 
 interface TrackedJob {
   job: JobRow;
+  /** The app's half of the job contract, for its log chunks (one per job, not per chunk). */
+  endpoint: JobEndpoint;
   /** The agent accepted the offer and was told to start: the job is the agent's until it ends. */
   accepted: boolean;
   offeredAt: number;
@@ -275,19 +277,19 @@ export class RemoteAgent implements Agent {
 
   private onLog(tracked: TrackedJob, seq: number, data: Buffer): void {
     const jobId = tracked.job.id;
-    const endpoint = new JobEndpoint(this.ctx.service, tracked.job, '');
     const last = this.ctx.service.lastLogSeq(jobId);
     // Chunks come in order on one socket, and after a reconnect from the last ack: a gap means a
     // lost chunk, which must not be skipped (a later resend of it would be taken for a duplicate).
     if (seq > last + 1) throw new AgentViolation(`log chunk ${seq} of job ${jobId} came after ${last}: send chunks in order`);
-    const acked = seq <= last ? last : endpoint.appendLog(seq, data);
+    const acked = seq <= last ? last : tracked.endpoint.appendLog(seq, data);
     this.send({ type: 'ack', jobId, seq: acked });
   }
 
   private track(job: JobRow, accepted: boolean): TrackedJob {
     let resolve!: (status: JobStatus) => void;
     const done = new Promise<JobStatus>((r) => (resolve = r));
-    const tracked: TrackedJob = { job, accepted, offeredAt: Date.now(), tokenIssuedAt: Date.now(), resolve };
+    const endpoint = new JobEndpoint(this.ctx.service, job, '');
+    const tracked: TrackedJob = { job, endpoint, accepted, offeredAt: Date.now(), tokenIssuedAt: Date.now(), resolve };
     this.dones.set(tracked, done);
     this.jobs.set(job.id, tracked);
     return tracked;
