@@ -39,6 +39,8 @@ export interface JobIO {
   log: LogSink;
   portOpen(port: number): void;
   checkout(dest: string): Promise<void>;
+  /** The job is done with its code at `dest` (an agent keeps the tree to check out again); without it, the folder is just removed. */
+  releaseCheckout?(dest: string): Promise<void>;
   dependencies(): Promise<ArchiveRef[]>;
   caches(): Promise<ArchiveRef[]>;
   putArtifact(path: string, archive: Readable, size: { files: number; bytes: number }): Promise<void>;

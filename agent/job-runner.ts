@@ -226,6 +226,7 @@ export class JobRunner {
       const lost = `log incomplete: ${log.failed} of ${log.sent} chunk(s) could not be stored (${log.error instanceof Error ? log.error.message : String(log.error)})`;
       reason = reason ? `${reason}; ${lost}` : lost;
     }
+    await this.io.releaseCheckout?.(work).catch(() => {});
     await removeTree(this.dir);
     await this.setStatus(final, { reason, exit_code: exitCode ?? null });
     return final;

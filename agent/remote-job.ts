@@ -178,6 +178,7 @@ export class RemoteJob {
           ...(this.offer.source.patch ? { patch: this.http.download(this.http.jobPath('patch')) } : {}),
         });
       },
+      releaseCheckout: (dest) => this.ctx.mirrors.release(dest),
       dependencies: () => refs('dependencies'),
       caches: () => refs('caches'),
       putArtifact: put('artifacts'),

@@ -116,7 +116,8 @@ export class RunnerAgent {
     // GPUs this agent offers as free), and the server ends those jobs when this hello does not list them.
     const killed = killLeftoverJobs(path.join(workDir, 'jobs'));
     if (killed.length > 0) this.options.print({ line: `killed what a previous agent's jobs left running: ${killed.join(', ')}`, tone: 'warn' });
-    for (const leftover of ['jobs', 'spool']) fs.rmSync(path.join(workDir, leftover), { recursive: true, force: true });
+    // Kept trees too: a tree a job had when its agent was killed may be anything.
+    for (const leftover of ['jobs', 'spool', 'trees']) fs.rmSync(path.join(workDir, leftover), { recursive: true, force: true });
   }
 
   /** Containers a killed agent of this work folder left behind (best effort: there may be no engine). */

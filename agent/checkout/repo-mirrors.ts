@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { DstackError } from '../../shared/errors.js';
 import { gitEnv } from '../../shared/git-env.js';
+import { WorkTrees } from './work-trees.js';
 
 export interface CheckoutRequest {
   repoUrl: string;
@@ -22,14 +23,19 @@ export interface CheckoutRequest {
 /**
  * The repositories an agent checks jobs out of: one bare mirror per repository under its work
  * folder, cloned once and fetched only when a job needs a commit it does not have. A job's code is
- * exported from the mirror (`git archive`, so the job tree has no `.git` that leads back into it),
- * then the run's patch is applied on top. Jobs never run in, or write to, the mirror.
+ * checked out of the mirror into a tree with no `.git` that leads back into it (WorkTrees, which
+ * keeps trees jobs are done with to check out again), then the run's patch is applied on top. Jobs
+ * never run in, or write to, the mirror.
  */
 export class RepoMirrors {
   /** Work on one mirror, one at a time (clone, fetch): a mirror is never touched by two at once. */
   private readonly locks = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly workDir: string) {}
+  private readonly trees: WorkTrees;
+
+  constructor(private readonly workDir: string) {
+    this.trees = new WorkTrees(path.join(workDir, 'trees'));
+  }
 
   /** Commits each mirror is known to have: a warm agent asks git only for new ones. */
   private readonly known = new Set<string>();
@@ -44,9 +50,8 @@ export class RepoMirrors {
       if (this.known.size >= 10_000) this.known.clear();
       this.known.add(key);
     }
-    await fsp.mkdir(request.dest, { recursive: true });
     try {
-      await exportTree(mirror, request.commit, request.dest);
+      await this.trees.checkOut(mirror, request.commit, request.dest);
     } catch (err) {
       if (!wasKnown) throw err;
       // Pruned from the mirror since (a branch deleted, then git gc): fetch it again, once.
@@ -54,6 +59,11 @@ export class RepoMirrors {
       return this.checkout(request);
     }
     if (request.patch) await applyPatch(mirror, request.dest, request.patch);
+  }
+
+  /** The job is done with the code at `dest`: it is taken back (and gone from there). */
+  release(dest: string): Promise<void> {
+    return this.trees.checkIn(dest);
   }
 
   private async locked<T>(key: string, work: () => Promise<T>): Promise<T> {
@@ -117,27 +127,6 @@ async function hasCommit(mirror: string, commit: string): Promise<boolean> {
       () => true,
       () => false,
     );
-}
-
-/** The commit's files into `dest`: `git archive` piped into `tar`. */
-function exportTree(mirror: string, commit: string, dest: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const archive = spawn('git', ['--git-dir', mirror, 'archive', '--format=tar', commit], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const tar = spawn('tar', ['-x', '-C', dest, '--no-same-owner'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    archive.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    tar.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    archive.stdout.pipe(tar.stdin);
-    let failed = 0;
-    const done = (code: number | null) => {
-      if (code !== 0) failed++;
-      if (archive.exitCode === null || tar.exitCode === null) return;
-      if (failed) reject(new DstackError('DSTACK_ERR_CHECKOUT', `cannot check out ${commit}: ${stderr.trim()}`));
-      else resolve();
-    };
-    archive.on('close', done);
-    tar.on('close', done);
-  });
 }
 
 /**

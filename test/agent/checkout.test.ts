@@ -169,6 +169,68 @@ describe('a run sent to agents: the patch of local work, and the checkout of it'
     }
   });
 
+  it('keeps a tree a job is done with and checks the next job out into it: exactly the commit, only changed files written', async () => {
+    const { remote, clone } = remoteAndClone({
+      '.gitignore': 'data/\n',
+      'same.txt': 'unchanged across commits\n',
+      'edited-by-job.txt': 'pristine\n',
+      'deleted-by-job.txt': 'pristine\n',
+      'moded-by-job.sh': '#!/bin/sh\n',
+      'linked-by-job.txt': 'pristine\n',
+      'changes.txt': 'one\n',
+      'removed-next.txt': 'only in the first commit\n',
+    });
+    const first = git(clone, 'rev-parse', 'HEAD');
+    writeFiles(clone, { 'changes.txt': 'two\n', 'added-next.txt': 'new\n' });
+    fs.rmSync(path.join(clone, 'removed-next.txt'));
+    git(clone, 'add', '-A');
+    git(clone, 'commit', '-qm', 'second');
+    git(clone, 'push', '-q', 'origin', 'main');
+    const second = git(clone, 'rev-parse', 'HEAD');
+    // What a fresh checkout of the second commit gives, for comparison.
+    const fresh = path.join(tempDir(), 'fresh');
+    await new RepoMirrors(tempDir()).checkout({ repoUrl: remote, commit: second, dest: fresh });
+
+    const work = tempDir();
+    const mirrors = new RepoMirrors(work);
+    const jobDir = tempDir();
+    const a = path.join(jobDir, 'a');
+    await mirrors.checkout({ repoUrl: remote, commit: first, dest: a });
+    // The job changes the tree every way it can: edits (with the old mtime put back), deletes, modes,
+    // links, untracked, ignored, a nested repository.
+    const edited = path.join(a, 'edited-by-job.txt');
+    const { atime, mtime } = fs.statSync(edited);
+    fs.writeFileSync(edited, 'tampered\n');
+    fs.utimesSync(edited, atime, mtime);
+    fs.rmSync(path.join(a, 'deleted-by-job.txt'));
+    fs.chmodSync(path.join(a, 'moded-by-job.sh'), 0o755);
+    fs.rmSync(path.join(a, 'linked-by-job.txt'));
+    fs.symlinkSync('/etc/passwd', path.join(a, 'linked-by-job.txt'));
+    writeFiles(a, { 'outputs/model.bin': 'weights', 'data/big.csv': 'ignored', 'nested/x': 'x' });
+    git(path.join(a, 'nested'), 'init', '-q');
+    const sameInode = fs.statSync(path.join(a, 'same.txt')).ino;
+    await mirrors.release(a);
+    expect(fs.existsSync(a)).toBe(false);
+
+    const b = path.join(jobDir, 'b');
+    await mirrors.checkout({ repoUrl: remote, commit: second, dest: b });
+    expect(tree(b)).toEqual(tree(fresh));
+    // The same tree, moved: a file the commits share was not written again.
+    expect(fs.statSync(path.join(b, 'same.txt')).ino).toBe(sameInode);
+    await mirrors.release(b);
+
+    // Three at once need three trees; two are kept afterwards, the third removed.
+    const many = ['x', 'y', 'z'].map((n) => path.join(jobDir, n));
+    await Promise.all(many.map((dest) => mirrors.checkout({ repoUrl: remote, commit: first, dest })));
+    for (const dest of many) await mirrors.release(dest);
+    expect(fs.readdirSync(path.join(work, 'trees')).filter((f) => !f.endsWith('.index'))).toHaveLength(2);
+    expect(fs.readdirSync(path.join(work, 'trees')).filter((f) => f.endsWith('.index'))).toHaveLength(2);
+    // A folder the mirrors did not check out is not theirs to take.
+    const other = tempDir();
+    await mirrors.release(other);
+    expect(fs.existsSync(other)).toBe(true);
+  });
+
   it('says what to do when the folder cannot be sent: not git, no remote, nothing pushed', async () => {
     expect((await code(sourcePatch(tempDir()))).message).toMatch(/is not in a git repository; runs on a server need one with a remote/);
     const alone = tempDir();
