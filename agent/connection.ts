@@ -1,5 +1,5 @@
 import { WebSocket, type RawData } from 'ws';
-import { agentMessage, appMessage, CLOSE, MAX_MESSAGE_BYTES, parseMessage, ProtocolError, type AgentMessage, type AppMessage } from '../shared/protocol.js';
+import { agentFrame, appMessage, CLOSE, MAX_MESSAGE_BYTES, parseMessage, ProtocolError, type AgentMessage, type AppMessage } from '../shared/protocol.js';
 
 export type ConnectionState =
   | { state: 'connecting'; attempt: number }
@@ -73,7 +73,7 @@ export class AgentConnection {
   send(message: AgentMessage): boolean {
     const socket = this.socket;
     if (!socket || socket.readyState !== WebSocket.OPEN) return false;
-    socket.send(JSON.stringify(agentMessage.parse(message)));
+    socket.send(agentFrame(message));
     return true;
   }
 
@@ -115,7 +115,7 @@ export class AgentConnection {
     let welcomed = false;
     socket.on('open', () => {
       this.options.onState?.({ state: 'connected' });
-      socket.send(JSON.stringify(agentMessage.parse(this.options.hello())));
+      socket.send(agentFrame(this.options.hello()));
       lastPong = Date.now();
       this.heartbeat = setInterval(() => {
         if (Date.now() - lastPong > this.heartbeatMs * 3) {

@@ -21,10 +21,11 @@ interface Segment {
 }
 
 /**
- * A job's log chunks that the server has not acknowledged yet, kept on disk in the agent's work
- * folder so they survive a lost connection (and are resent after it) without growing the agent's
- * memory. Chunks go into segment files; a segment whose every chunk is acknowledged is written
- * again from its start (a few are kept for that), or deleted.
+ * A job's log chunks that the server has not acknowledged yet, kept so they survive a lost
+ * connection (and are resent after it) without growing the agent's memory: the newest few MB in
+ * memory (while the socket keeps up, acks come within milliseconds, and the disk is never
+ * touched), the rest in segment files in the agent's work folder. A segment whose every chunk is
+ * acknowledged is written again from its start (a few are kept for that), or deleted.
  * Past `limitBytes` of unacknowledged chunks, `push` returns a promise that settles when acks make
  * room: the log streamer then pauses the job rather than lose its output.
  */
@@ -33,14 +34,18 @@ export class LogSpool {
   private readonly spare: Segment[] = [];
   private acked = 0;
   private unackedBytes = 0;
-  /** Where each unacknowledged chunk is, oldest first (a few numbers per chunk, not its data). */
-  private readonly sizes: { seq: number; bytes: number; seg: Segment; pos: number }[] = [];
+  private memoryUsed = 0;
+  /** Each unacknowledged chunk, oldest first: its bytes while in memory, else where it is on disk. */
+  private readonly sizes: { seq: number; bytes: number; data?: Buffer; seg?: Segment; pos: number }[] = [];
   private head = 0;
   private readonly waiters: (() => void)[] = [];
+  private made = false;
 
-  constructor(private readonly dir: string, private readonly limitBytes = 512 * 1024 * 1024) {
-    fs.mkdirSync(dir, { recursive: true });
-  }
+  constructor(
+    private readonly dir: string,
+    private readonly limitBytes = 512 * 1024 * 1024,
+    private readonly memoryBytes = 8 * 1024 * 1024,
+  ) {}
 
   /** The highest seq acknowledged so far. */
   get ackedSeq(): number {
@@ -49,6 +54,20 @@ export class LogSpool {
 
   /** Keeps a chunk until it is acknowledged; resolves once there is room for more. */
   push(chunk: LogChunk): Promise<void> | undefined {
+    const bytes = HEADER + chunk.data.length;
+    if (this.memoryUsed + chunk.data.length <= this.memoryBytes) {
+      this.memoryUsed += chunk.data.length;
+      this.sizes.push({ seq: chunk.seq, bytes, data: chunk.data, pos: 0 });
+    } else {
+      this.sizes.push({ seq: chunk.seq, bytes, ...this.write(chunk) });
+    }
+    this.unackedBytes += bytes;
+    if (this.unackedBytes < this.limitBytes) return undefined;
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Appends a chunk to the newest segment file. */
+  private write(chunk: LogChunk): { seg: Segment; pos: number } {
     let seg = this.segments.at(-1);
     if (!seg || seg.bytes >= SEGMENT_BYTES) {
       seg = this.spare.pop() ?? this.newSegment(chunk.seq);
@@ -62,17 +81,18 @@ export class LogSpool {
     fs.writeSync(seg.fd, chunk.data, 0, chunk.data.length, pos + HEADER);
     seg.bytes += HEADER + chunk.data.length;
     seg.lastSeq = chunk.seq;
-    this.unackedBytes += HEADER + chunk.data.length;
-    this.sizes.push({ seq: chunk.seq, bytes: HEADER + chunk.data.length, seg, pos });
-    if (this.unackedBytes < this.limitBytes) return undefined;
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return { seg, pos };
   }
 
   /** Forgets every chunk up to `seq`, deleting segments that hold nothing else. */
   ack(seq: number): void {
     if (seq <= this.acked) return;
     this.acked = seq;
-    while (this.head < this.sizes.length && this.sizes[this.head]!.seq <= seq) this.unackedBytes -= this.sizes[this.head++]!.bytes;
+    while (this.head < this.sizes.length && this.sizes[this.head]!.seq <= seq) {
+      const entry = this.sizes[this.head++]!;
+      this.unackedBytes -= entry.bytes;
+      if (entry.data) this.memoryUsed -= entry.data.length;
+    }
     if (this.head > 1024) {
       this.sizes.splice(0, this.head);
       this.head = 0;
@@ -91,22 +111,11 @@ export class LogSpool {
     if (this.unackedBytes < this.limitBytes) for (const wake of this.waiters.splice(0)) wake();
   }
 
-  /** The chunks not yet acknowledged, oldest first, read back from disk one at a time (to resend). */
+  /** The chunks not yet acknowledged, oldest first, those on disk read back one at a time (to resend). */
   *unacked(): Generator<LogChunk> {
-    const header = Buffer.alloc(HEADER);
-    for (const seg of [...this.segments]) {
-      for (let pos = 0; pos < seg.bytes; ) {
-        fs.readSync(seg.fd, header, 0, HEADER, pos);
-        const seq = header.readDoubleLE(0);
-        const length = header.readUInt32LE(8);
-        pos += HEADER;
-        if (seq > this.acked) {
-          const data = Buffer.alloc(length);
-          fs.readSync(seg.fd, data, 0, length, pos);
-          yield { seq, data };
-        }
-        pos += length;
-      }
+    for (let i = this.head; i < this.sizes.length; i++) {
+      const chunk = this.read(this.sizes[i]!.seq);
+      if (chunk) yield chunk;
     }
   }
 
@@ -121,12 +130,15 @@ export class LogSpool {
     // Chunks come with consecutive seqs, so the entry is found by subtraction.
     const entry = this.sizes[this.head + (seq - first.seq)];
     if (!entry || entry.seq !== seq) return undefined;
+    if (entry.data) return { seq, data: entry.data };
     const data = Buffer.alloc(entry.bytes - HEADER);
-    fs.readSync(entry.seg.fd, data, 0, data.length, entry.pos + HEADER);
+    fs.readSync(entry.seg!.fd, data, 0, data.length, entry.pos + HEADER);
     return { seq, data };
   }
 
   private newSegment(firstSeq: number): Segment {
+    if (!this.made) fs.mkdirSync(this.dir, { recursive: true });
+    this.made = true;
     const file = path.join(this.dir, `${String(firstSeq).padStart(12, '0')}.spool`);
     return { file, fd: fs.openSync(file, 'w+'), bytes: 0, lastSeq: 0 };
   }

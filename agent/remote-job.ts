@@ -219,7 +219,7 @@ export class RemoteJob {
         this.sent++;
         continue;
       }
-      if (!this.ctx.send({ type: 'log', jobId: this.id, seq: chunk.seq, data: chunk.data.toString('base64') })) return;
+      if (!this.ctx.send({ type: 'log', jobId: this.id, seq: chunk.seq, data: chunk.data })) return;
       this.sent = chunk.seq;
     }
     if (this.sent < this.pushed || !this.status || this.statusSent) return;

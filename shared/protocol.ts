@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { JOB_STATUSES } from './job-status.js';
+import { decodeLogFrame, encodeLogFrame } from './log-frame.js';
 import type { ResolvedWorkflow } from './workflow/types.js';
 
 /**
  * The app ⇄ agent protocol: one WebSocket per agent, JSON text frames `{type, …}`, each validated
- * by its schema here on receipt (on both sides). Liveness is the WebSocket's own ping/pong; bulk data
- * (code, archives) moves over HTTP with a per-job token, never through the socket.
+ * by its schema here on receipt (on both sides), and the agent's log chunks as binary frames
+ * (shared/log-frame.ts). Liveness is the WebSocket's own ping/pong; bulk data (code, archives)
+ * moves over HTTP with a per-job token, never through the socket.
  *
  * Raise PROTOCOL_VERSION for any change an older peer would misread; `hello` carries it and the
  * server refuses a mismatch, saying which side to upgrade.
@@ -13,12 +15,13 @@ import type { ResolvedWorkflow } from './workflow/types.js';
  * 2: offers may carry `source.credentials`. An agent of protocol 1 checks offers strictly and would
  * close its socket on such an offer, reconnect and be offered the job again; refusing its hello
  * tells its owner to upgrade it instead.
+ * 3: log chunks are binary frames, no longer JSON `log` messages with base64 data.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /**
- * The largest frame either side accepts: a log chunk (64 KiB, base64) with room to spare. A bigger
- * one is refused by the WebSocket itself (`maxPayload`) and the socket closed with 1008.
+ * The largest frame either side accepts: a log chunk (64 KiB) or an offer, with room to spare. A
+ * bigger one is refused by the WebSocket itself (`maxPayload`) and the socket closed with 1008.
  */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 
@@ -94,18 +97,19 @@ export const statusMessage = z.strictObject({
   exitCode: z.number().int().nullable().optional(),
 });
 
-export const logMessage = z.strictObject({
-  type: z.literal('log'),
-  jobId,
-  seq: z.number().int().positive(),
-  /** The chunk's bytes, base64. */
-  data: z.string().max(MAX_MESSAGE_BYTES),
-});
+/** A chunk of a job's log, `seq` from 1 without gaps: on the socket as a binary frame, not JSON. */
+export interface LogMessage {
+  type: 'log';
+  jobId: string;
+  seq: number;
+  data: Buffer;
+}
 
 export const portMessage = z.strictObject({ type: z.literal('port'), jobId, port: z.number().int().min(1).max(65535) });
 
-export const agentMessage = z.discriminatedUnion('type', [helloMessage, acceptMessage, rejectMessage, statusMessage, logMessage, portMessage]);
-export type AgentMessage = z.infer<typeof agentMessage>;
+/** The agent's JSON messages: every one but its log chunks. */
+export const agentMessage = z.discriminatedUnion('type', [helloMessage, acceptMessage, rejectMessage, statusMessage, portMessage]);
+export type AgentMessage = z.infer<typeof agentMessage> | LogMessage;
 
 // App → agent.
 
@@ -182,6 +186,22 @@ export function parseMessage<S extends z.ZodType>(schema: S, frame: string | Buf
   const type = (value as { type?: unknown } | null)?.type;
   const where = issue.path.length > 0 ? ` at '${issue.path.join('.')}'` : '';
   throw new ProtocolError(`invalid ${typeof type === 'string' ? `'${type.slice(0, 20)}' ` : ''}message${where}: ${issue.message}`.slice(0, 120));
+}
+
+/** One frame from an agent: a log chunk when binary, else one of its JSON messages. */
+export function parseAgentFrame(frame: Buffer, isBinary: boolean): AgentMessage {
+  if (!isBinary) return parseMessage(agentMessage, frame);
+  if (frame.length > MAX_MESSAGE_BYTES) throw new ProtocolError(`message of ${frame.length} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`);
+  const log = decodeLogFrame(frame);
+  if ('error' in log) throw new ProtocolError(log.error);
+  if (log.at < 1) throw new ProtocolError(`log chunk ${log.at} of job ${log.jobId.slice(0, 60)}: seqs start at 1`);
+  return { type: 'log', jobId: log.jobId, seq: log.at, data: log.data };
+}
+
+/** A message as an agent puts it on its socket: a log chunk as a binary frame, the rest as checked JSON. */
+export function agentFrame(message: AgentMessage): string | Buffer {
+  if (message.type === 'log') return encodeLogFrame({ jobId: message.jobId, at: message.seq, data: message.data });
+  return JSON.stringify(agentMessage.parse(message));
 }
 
 /** The reason for refusing a hello from another protocol version: which side to upgrade. */

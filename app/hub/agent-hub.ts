@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { isFinal } from '../../shared/job-status.js';
-import { agentMessage, CLOSE, MAX_MESSAGE_BYTES, parseMessage, PROTOCOL_VERSION, ProtocolError, versionMismatch, type AgentMessage } from '../../shared/protocol.js';
+import { CLOSE, MAX_MESSAGE_BYTES, parseAgentFrame, PROTOCOL_VERSION, ProtocolError, versionMismatch, type AgentMessage } from '../../shared/protocol.js';
 import type { Tokens } from '../auth/tokens.js';
 import { jobSpec } from '../store/store.js';
 import { AgentViolation, RemoteAgent, type HubContext } from './remote-agent.js';
@@ -31,7 +31,7 @@ export interface AgentHubOptions extends HubContext {
  */
 export class AgentHub {
   // Twice the limit, so a message just over it is read and refused with 1008 and a reason
-  // (parseMessage); one far over it is cut off by ws itself with 1009, unread.
+  // (parseAgentFrame); one far over it is cut off by ws itself with 1009, unread.
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 2 * MAX_MESSAGE_BYTES });
   private readonly agents = new Map<string, RemoteAgent>();
   private readonly timer: NodeJS.Timeout;
@@ -90,7 +90,7 @@ export class AgentHub {
     ws.on('message', (data: RawData, isBinary) => {
       let message: AgentMessage;
       try {
-        message = parseMessage(agentMessage, data as Buffer, isBinary);
+        message = parseAgentFrame(data as Buffer, isBinary);
         if (!agent) {
           if (message.type !== 'hello') throw new ProtocolError(`the first message must be hello, not ${message.type}`);
           clearTimeout(helloTimer);

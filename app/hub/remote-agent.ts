@@ -233,7 +233,7 @@ export class RemoteAgent implements Agent {
       case 'status':
         return this.onStatus(this.own(tracked, message.jobId), message);
       case 'log':
-        return this.onLog(this.own(tracked, message.jobId), message.seq, Buffer.from(message.data, 'base64'));
+        return this.onLog(this.own(tracked, message.jobId), message.seq, message.data);
       case 'port':
         this.own(tracked, message.jobId);
         this.ctx.service.portOpen(message.jobId, message.port);
@@ -270,7 +270,8 @@ export class RemoteAgent implements Agent {
       service.setJobStatus(jobId, message.status, { reason: message.reason ?? null, exit_code: message.exitCode ?? null });
     }
     if (!isFinal(message.status)) return;
-    // The end is recorded (or was already): the agent may forget the job.
+    // The end is recorded (or was already): the agent may forget the job, after the acks before it.
+    this.flushAcks();
     this.send({ type: 'ack', jobId, seq: service.lastLogSeq(jobId), final: true });
     this.settle(jobId, service.job(jobId)!.status);
   }
@@ -282,7 +283,19 @@ export class RemoteAgent implements Agent {
     // lost chunk, which must not be skipped (a later resend of it would be taken for a duplicate).
     if (seq > last + 1) throw new AgentViolation(`log chunk ${seq} of job ${jobId} came after ${last}: send chunks in order`);
     const acked = seq <= last ? last : tracked.endpoint.appendLog(seq, data);
-    this.send({ type: 'ack', jobId, seq: acked });
+    // One ack for all the chunks that came in one read of the socket, not one per chunk.
+    this.pendingAcks.set(jobId, acked);
+    this.ackTimer ??= setImmediate(() => this.flushAcks());
+  }
+
+  private readonly pendingAcks = new Map<string, number>();
+  private ackTimer: NodeJS.Immediate | undefined;
+
+  private flushAcks(): void {
+    clearImmediate(this.ackTimer);
+    this.ackTimer = undefined;
+    for (const [jobId, seq] of this.pendingAcks) this.send({ type: 'ack', jobId, seq });
+    this.pendingAcks.clear();
   }
 
   private track(job: JobRow, accepted: boolean): TrackedJob {

@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import { isFinal } from '../../shared/job-status.js';
+import { encodeLogFrame } from '../../shared/log-frame.js';
 import type { RunService } from '../run-service.js';
 import type { JobRow } from '../store/store.js';
 import { publicRun } from './user-views.js';
@@ -12,8 +13,9 @@ const LOW_WATER = 256 * 1024;
 
 /**
  * One client following a run's logs over a WebSocket (`dstack logs -f`, `dstack run` against a
- * server). Messages, JSON: `run` (the run, first), `log` ({jobId, data: base64}), `job` (a status
- * change), `port`, then `end` (the run as it ended) and a normal close.
+ * server). Messages: the job's output as binary log frames (shared/log-frame.ts, with the byte
+ * offset of each piece), and JSON for the rest: `run` (the run, first), `job` (a status change),
+ * `port`, then `end` (the run as it ended) and a normal close.
  *
  * Every job's log is sent from its start, read from the stored log a piece at a time, so nothing
  * printed before the client attached is missed. New output only wakes the reader: what is sent is
@@ -60,7 +62,7 @@ export class LogFollower {
   logged(jobId: string, data: Buffer, offset: number): void {
     if (!this.pumping && !this.blocked && !this.ended && this.sent.get(jobId) === offset && this.ws.bufferedAmount < HIGH_WATER) {
       this.sent.set(jobId, offset + data.length);
-      this.send({ type: 'log', jobId, data: data.toString('base64') });
+      this.send(encodeLogFrame({ jobId, at: offset, data }));
       return;
     }
     this.pump();
@@ -76,9 +78,10 @@ export class LogFollower {
     this.send({ type: 'port', jobId, port });
   }
 
-  private send(message: object): void {
+  /** A log frame as it is, any other message as JSON. */
+  private send(message: Buffer | object): void {
     if (this.ended) return;
-    this.ws.send(JSON.stringify(message), () => {
+    this.ws.send(Buffer.isBuffer(message) ? message : JSON.stringify(message), () => {
       if (this.blocked && this.ws.bufferedAmount < LOW_WATER) {
         this.blocked = false;
         this.pump();
@@ -100,7 +103,7 @@ export class LogFollower {
           const data = this.service.readLog(job.id, offset, CHUNK_BYTES);
           if (data.length === 0) break;
           this.sent.set(job.id, offset + data.length);
-          this.send({ type: 'log', jobId: job.id, data: data.toString('base64') });
+          this.send(encodeLogFrame({ jobId: job.id, at: offset, data }));
         }
       }
       // The jobs' statuses come with their events (jobChanged): the store is asked for the run

@@ -5,6 +5,7 @@ import type { RunView } from '../../app/run-service.js';
 import type { StopMode } from '../../app/scheduler/scheduler.js';
 import type { JobRow, RunRow } from '../../app/store/store.js';
 import { DstackError, type ErrorCode } from '../../shared/errors.js';
+import { decodeLogFrame } from '../../shared/log-frame.js';
 import { referencedSecrets } from '../../shared/secrets.js';
 import type { ServerConfig } from '../local/config-file.js';
 import { dstackHome } from '../local/home.js';
@@ -25,7 +26,6 @@ interface WireRun {
 type FollowMessage =
   | ({ type: 'run' } & WireRun)
   | ({ type: 'end' } & WireRun)
-  | { type: 'log'; jobId: string; data: string }
   | { type: 'job'; job: JobRow }
   | { type: 'port'; jobId: string; port: number };
 
@@ -177,17 +177,24 @@ export class RemoteClient implements DstackClient {
         res.on('end', () => reject(this.answerError(res.statusCode ?? 0, body)));
       });
       ws.on('error', (err) => reject(this.unreachable(err)));
-      ws.on('message', (raw) => {
-        const message = JSON.parse(raw.toString()) as FollowMessage;
-        if (message.type === 'run') labels = new Map(message.jobs.map((j) => [j.id, j.workflow]));
-        else if (message.type === 'log') {
-          handlers.log(message.jobId, Buffer.from(message.data, 'base64'));
+      ws.on('message', (raw: Buffer, isBinary) => {
+        if (isBinary) {
+          const log = decodeLogFrame(raw);
+          if ('error' in log) {
+            ws.close(1008, log.error);
+            return;
+          }
+          handlers.log(log.jobId, log.data);
           const wait = handlers.backpressure();
           if (wait) {
             ws.pause();
             void wait.then(() => ws.resume());
           }
-        } else if (message.type === 'job') handlers.job?.(message.job, labels);
+          return;
+        }
+        const message = JSON.parse(raw.toString()) as FollowMessage;
+        if (message.type === 'run') labels = new Map(message.jobs.map((j) => [j.id, j.workflow]));
+        else if (message.type === 'job') handlers.job?.(message.job, labels);
         else if (message.type === 'port') handlers.port?.(message.jobId, message.port, labels);
         else if (message.type === 'end') end = toView(message);
       });

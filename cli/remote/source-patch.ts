@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -65,13 +66,23 @@ async function newestOnRemote(repoDir: string, remote: string): Promise<string |
   return best?.commit;
 }
 
-/** `git diff --binary BASE` of the work tree as git would commit it now, through a temporary index. */
+/**
+ * `git diff --binary BASE` of the work tree as git would commit it now, through a temporary index:
+ * a copy of the user's, so `git add -A` hashes only the files changed since git last looked (a
+ * fresh index would have it read and hash every file of the repository on every run).
+ */
 async function diffSince(top: string, base: string): Promise<Readable> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dstack-patch-'));
-  const env = gitEnv({ GIT_INDEX_FILE: path.join(dir, 'index') });
+  const index = path.join(dir, 'index');
+  const env = gitEnv({ GIT_INDEX_FILE: index });
   const git = simpleGit({ baseDir: top }).env(env);
   try {
-    await git.raw(['read-tree', 'HEAD']);
+    const own = path.resolve(top, (await simpleGit({ baseDir: top }).raw(['rev-parse', '--git-path', 'index'])).trim());
+    const copied = await fsp.copyFile(own, index).then(
+      () => true,
+      () => false, // no index yet (nothing was ever added)
+    );
+    if (!copied) await git.raw(['read-tree', 'HEAD']);
     await git.raw(['add', '-A']);
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });

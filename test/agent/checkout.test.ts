@@ -169,6 +169,19 @@ describe('a run sent to agents: the patch of local work, and the checkout of it'
     }
   });
 
+  it('sends the work tree as a commit of everything would be: a file taken out of the index and ignored is not sent', async () => {
+    const { remote, clone } = remoteAndClone({ '.gitignore': '', 'secrets.env': 'TOKEN=x\n', 'a.txt': 'a\n' });
+    git(clone, 'rm', '-q', '--cached', 'secrets.env');
+    fs.writeFileSync(path.join(clone, '.gitignore'), 'secrets.env\n');
+    // The user's index is reused (so unchanged files are not hashed again), and left as it was.
+    const before = fs.readFileSync(path.join(clone, '.git', 'index'));
+    const sent = await sourcePatch(clone);
+    const dest = path.join(tempDir(), 'work');
+    await new RepoMirrors(tempDir()).checkout({ repoUrl: remote, commit: sent.commit, patch: sent.patch, dest });
+    expect(tree(dest)).toEqual(tree(clone, ['secrets.env']));
+    expect(fs.readFileSync(path.join(clone, '.git', 'index')).equals(before)).toBe(true);
+  });
+
   it('keeps a tree a job is done with and checks the next job out into it: exactly the commit, only changed files written', async () => {
     const { remote, clone } = remoteAndClone({
       '.gitignore': 'data/\n',

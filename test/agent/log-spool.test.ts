@@ -43,9 +43,34 @@ describe('LogSpool', () => {
     spool.close();
   });
 
+  it('keeps the newest chunks in memory and writes the disk only past that, while acks lag behind', () => {
+    const dir = spoolDir();
+    const spool = new LogSpool(dir, undefined, 4 * 65536);
+    // Acked as fast as it prints: nothing is written, no folder is made.
+    for (let seq = 1; seq <= 100; seq++) {
+      spool.push(chunk(seq, 65536));
+      spool.ack(seq - 2);
+    }
+    expect(fs.existsSync(dir)).toBe(false);
+    // The server away: past four chunks in memory, the rest goes to disk; all read back in order.
+    for (let seq = 101; seq <= 110; seq++) spool.push(chunk(seq, 65536));
+    expect(fs.readdirSync(dir)).toHaveLength(1);
+    expect([...spool.unacked()].map((c) => c.seq)).toEqual(Array.from({ length: 12 }, (_, i) => 99 + i));
+    expect([...spool.unacked()].every((c) => c.data.equals(chunk(c.seq, 65536).data))).toBe(true);
+    // Acks free memory again: new chunks stay in memory while older ones are still on disk.
+    spool.ack(102);
+    const sizeOnDisk = fs.statSync(path.join(dir, fs.readdirSync(dir)[0]!)).size;
+    spool.push(chunk(111, 65536));
+    expect(fs.statSync(path.join(dir, fs.readdirSync(dir)[0]!)).size).toBe(sizeOnDisk);
+    expect(spool.read(111)?.data.equals(chunk(111, 65536).data)).toBe(true);
+    expect([...spool.unacked()].map((c) => c.seq)).toEqual(Array.from({ length: 9 }, (_, i) => 103 + i));
+    spool.close();
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
   it('keeps chunks on disk, and writes acknowledged segments again rather than making new files', () => {
     const dir = spoolDir();
-    const spool = new LogSpool(dir);
+    const spool = new LogSpool(dir, undefined, 0);
     // 64 KiB chunks: a 16 MiB segment holds 255 of them.
     for (let seq = 1; seq <= 600; seq++) spool.push(chunk(seq, 65536));
     const files = fs.readdirSync(dir);

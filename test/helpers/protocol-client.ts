@@ -1,6 +1,6 @@
 import { WebSocket } from 'ws';
 import { AGENT_SOCKET_PATH } from '../../agent/connection.js';
-import { PROTOCOL_VERSION, type AgentMessage, type AppMessage } from '../../shared/protocol.js';
+import { agentFrame, PROTOCOL_VERSION, type AgentMessage, type AppMessage } from '../../shared/protocol.js';
 import type { MachineResources } from '../../shared/resources.js';
 import { waitFor } from './cli.js';
 
@@ -97,7 +97,7 @@ export class ProtocolClient {
   }
 
   log(jobId: string, seq: number, text: string): void {
-    this.send({ type: 'log', jobId, seq, data: Buffer.from(text).toString('base64') });
+    this.ws.send(agentFrame({ type: 'log', jobId, seq, data: Buffer.from(text) }));
   }
 
   close(): void {

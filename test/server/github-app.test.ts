@@ -88,7 +88,7 @@ async function world(files: Record<string, string>, options: { agent?: boolean; 
   const server = await startServer(dataDir, sim.env());
   sim.setWebhookUrl(`${server.url}/api/github/webhooks`);
   onTestFailed(() => {
-    process.stderr.write(`--- comments:\n${JSON.stringify((sim.comments({ owner: OWNER, repo: REPO }) as unknown as SimComment[]).map((c) => c.body), null, 1)}\n--- dstack-app output:\n${server.output()}\n--- sim requests:\n${sim.requests.log().map((r) => `${r.method} ${r.path} ${r.status}`).join('\n')}\n`);
+    process.stderr.write(`--- comments:\n${JSON.stringify((sim.comments({ owner: OWNER, repo: REPO }) as unknown as SimComment[]).map((c) => c.body), null, 1)}\n--- dstack-app output:\n${server.output()}\n--- agent output:\n${agentOutput()}\n--- sim requests:\n${sim.requests.log().map((r) => `${r.method} ${r.path} ${r.status}`).join('\n')}\n`);
   });
   const { token } = await createToken(dataDir, OWNER, 'user');
   let agentOutput = () => '';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { agentMessage, appMessage, MAX_MESSAGE_BYTES, parseMessage, PROTOCOL_VERSION, ProtocolError, versionMismatch } from '../../shared/protocol.js';
+import { encodeLogFrame } from '../../shared/log-frame.js';
+import { agentFrame, agentMessage, appMessage, MAX_MESSAGE_BYTES, parseAgentFrame, parseMessage, PROTOCOL_VERSION, ProtocolError, versionMismatch } from '../../shared/protocol.js';
 
 const hello = {
   type: 'hello',
@@ -30,11 +31,17 @@ describe('protocol', () => {
       { type: 'accept', jobId: 'j' },
       { type: 'reject', jobId: 'j', reason: 'busy' },
       { type: 'status', jobId: 'j', status: 'failed', reason: 'exit code 2', exitCode: 2 },
-      { type: 'log', jobId: 'j', seq: 1, data: Buffer.from('hello\n').toString('base64') },
       { type: 'port', jobId: 'j', port: 6006 },
     ]) {
       expect(parseMessage(agentMessage, Buffer.from(JSON.stringify(m)))).toEqual(m);
+      expect(parseAgentFrame(Buffer.from(agentFrame(m as never)), false)).toEqual(m);
     }
+    // A log chunk goes as a binary frame: its bytes as they are, any bytes at all.
+    const bytes = Buffer.from([0, 255, 10, 13, 0x1b, 0xc3]);
+    const frame = agentFrame({ type: 'log', jobId: 'slim-octopus-3-0', seq: 12, data: bytes });
+    expect(Buffer.isBuffer(frame)).toBe(true);
+    expect(frame.length).toBe(10 + 'slim-octopus-3-0'.length + bytes.length);
+    expect(parseAgentFrame(frame as Buffer, true)).toEqual({ type: 'log', jobId: 'slim-octopus-3-0', seq: 12, data: bytes });
     for (const m of [
       { type: 'welcome', protocol: PROTOCOL_VERSION, agentId: 'a1', forget: [] },
       { type: 'start', jobId: 'j' },
@@ -50,7 +57,7 @@ describe('protocol', () => {
     const cases: [string | Buffer, string][] = [
       ['{nope', 'message is not JSON'],
       [JSON.stringify({ type: 'launch', jobId: 'j' }), "invalid 'launch' message at 'type': Invalid input"],
-      [JSON.stringify({ type: 'log', jobId: 'j', seq: 0, data: '' }), "invalid 'log' message at 'seq': Too small: expected number to be >0"],
+      [JSON.stringify({ type: 'log', jobId: 'j', seq: 1, data: 'aGk=' }), "invalid 'log' message at 'type': Invalid input"],
       [JSON.stringify({ type: 'accept', jobId: 'j', extra: 1 }), 'invalid \'accept\' message: Unrecognized key: "extra"'],
       [JSON.stringify({ ...hello, protocol: 'one' }), "invalid 'hello' message at 'protocol': Invalid input: expected number, received string"],
       [JSON.stringify({ type: 'ack', jobId: 'j', seq: 1 }), "invalid 'ack' message at 'type': Invalid input"],
@@ -63,7 +70,23 @@ describe('protocol', () => {
     expect(reason(() => parseMessage(agentMessage, 'x'.repeat(MAX_MESSAGE_BYTES + 1)))).toBe(
       `message of ${MAX_MESSAGE_BYTES + 1} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`,
     );
-    expect(reason(() => parseMessage(agentMessage, Buffer.from('{}'), true))).toBe('binary frames are not part of the protocol');
+    expect(reason(() => parseMessage(appMessage, Buffer.from('{}'), true))).toBe('binary frames are not part of the protocol');
+    const log = (jobId: string, at: number, data = 'x') => encodeLogFrame({ jobId, at, data: Buffer.from(data) });
+    const badId = log('jj', 1);
+    badId[10] = 0xff;
+    const badKind = log('j', 1);
+    badKind[0] = 7;
+    const binary: [Buffer, string][] = [
+      [Buffer.from('{}'), 'binary frame of 2 bytes is too short for a log frame'],
+      [badKind, 'binary frame of unknown kind 7'],
+      [log('j', 0), 'log chunk 0 of job j: seqs start at 1'],
+      [log('j', 1.5), 'log frame with a bad seq or offset'],
+      [log('j', 1).subarray(0, 10 + 1 - 1).fill(1, 9, 10), 'binary frame of 10 bytes is too short for a log frame'],
+      [Buffer.concat([log('j', 1).subarray(0, 9), Buffer.from([50, 106])]), 'log frame with a bad job id length'],
+      [badId, 'log frame with a job id that is not UTF-8'],
+      [log('j', 1, 'x'.repeat(MAX_MESSAGE_BYTES)), `message of ${MAX_MESSAGE_BYTES + 11} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`],
+    ];
+    for (const [frame, expected] of binary) expect(reason(() => parseAgentFrame(frame, true))).toBe(expected);
   });
 
   it('says which side to upgrade when protocol versions differ', () => {

@@ -1,0 +1,46 @@
+/**
+ * A piece of a job's log as one binary WebSocket frame, on both of the server's sockets: agent →
+ * app (with the chunk's `seq`) and app → a client following a run (with the byte offset of the
+ * piece in the job's log). Log bytes are most of what crosses either socket, so they go as they
+ * are: no base64, no JSON, nothing per byte but the copy the socket makes.
+ *
+ *   byte 0        FRAME_KIND_LOG
+ *   bytes 1–8     `at`: the seq, or the offset (float64, little-endian; a safe integer)
+ *   byte 9        the job id's length in bytes, 1–200
+ *   bytes 10…     the job id (UTF-8), then the log bytes to the frame's end
+ */
+export interface LogFrame {
+  jobId: string;
+  at: number;
+  data: Buffer;
+}
+
+export const FRAME_KIND_LOG = 1;
+const HEAD = 10;
+const MAX_JOB_ID_BYTES = 200;
+
+export function encodeLogFrame(frame: LogFrame): Buffer {
+  const id = Buffer.from(frame.jobId);
+  if (id.length === 0 || id.length > MAX_JOB_ID_BYTES) throw new RangeError(`job id of ${id.length} bytes`);
+  const out = Buffer.allocUnsafe(HEAD + id.length + frame.data.length);
+  out[0] = FRAME_KIND_LOG;
+  out.writeDoubleLE(frame.at, 1);
+  out[9] = id.length;
+  id.copy(out, HEAD);
+  frame.data.copy(out, HEAD + id.length);
+  return out;
+}
+
+/** The frame's parts (its data a view of `frame`, not a copy), or why it is not a log frame. */
+export function decodeLogFrame(frame: Buffer): LogFrame | { error: string } {
+  if (frame.length < HEAD + 1) return { error: `binary frame of ${frame.length} bytes is too short for a log frame` };
+  if (frame[0] !== FRAME_KIND_LOG) return { error: `binary frame of unknown kind ${frame[0]}` };
+  const at = frame.readDoubleLE(1);
+  if (!Number.isSafeInteger(at) || at < 0) return { error: 'log frame with a bad seq or offset' };
+  const idLength = frame[9]!;
+  if (idLength === 0 || idLength > MAX_JOB_ID_BYTES || frame.length < HEAD + idLength) return { error: 'log frame with a bad job id length' };
+  const jobId = frame.toString('utf8', HEAD, HEAD + idLength);
+  // A job id that is not valid UTF-8 would come back changed: refused rather than misfiled.
+  if (Buffer.byteLength(jobId) !== idLength || jobId.includes('\ufffd')) return { error: 'log frame with a job id that is not UTF-8' };
+  return { jobId, at, data: frame.subarray(HEAD + idLength) };
+}
