@@ -4,6 +4,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
+const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /**
  * Tar archives on disk (artifacts and caches), written through a temporary file and renamed, so a
  * reader never sees half an archive and a failed upload leaves the previous one in place.
@@ -18,7 +20,9 @@ export class ArchiveStore {
     const file = this.file(key);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.${crypto.randomBytes(4).toString('hex')}.part`;
-    const out = fs.createWriteStream(tmp);
+    // Several MB may wait for the disk (written together, with writev), so the upload is read on
+    // while a write is under way rather than after it: a 16 KB buffer would wait out every write.
+    const out = fs.createWriteStream(tmp, { highWaterMark: WRITE_BUFFER_BYTES });
     try {
       await pipeline(stream, out);
       fs.renameSync(tmp, file);
