@@ -21,8 +21,16 @@ const MAX_ERROR_BODY = 64 * 1024;
 export class JobHttp {
   private readonly base: string;
 
-  /** `token` is read at each request: the server hands a long job fresh ones. */
-  constructor(base: string, private readonly jobId: string, private readonly token: () => string) {
+  /**
+   * `token` is read at each request: the server hands a long job fresh ones. `idleTimeoutMs`: how
+   * long a request may go without a byte moving either way.
+   */
+  constructor(
+    base: string,
+    private readonly jobId: string,
+    private readonly token: () => string,
+    private readonly idleTimeoutMs = IDLE_TIMEOUT_MS,
+  ) {
     this.base = base.replace(/\/+$/, '');
   }
 
@@ -67,7 +75,7 @@ export class JobHttp {
               if (!out.push(d)) r.pause();
             });
             r.on('end', () => (r.complete ? out.push(null) : out.destroy(this.error('GET', pathname, 'the download was cut off'))));
-            r.on('error', () => out.destroy(this.error('GET', pathname, 'the download was cut off')));
+            r.on('error', (err) => out.destroy(this.error('GET', pathname, `the download was cut off (${err.message})`)));
             r.on('close', () => {
               if (!r.complete) out.destroy(this.error('GET', pathname, 'the download was cut off'));
             });
@@ -130,7 +138,12 @@ export class JobHttp {
     const req = lib.request(url, { method, headers: { authorization: `Bearer ${this.token()}`, ...headers } });
     // A connection that went quiet (half-open after a network change) would hold the job in
     // `downloading` or `uploading` for ever: no byte either way for this long ends the request.
-    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(Object.assign(new Error(`no data for ${IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+    req.setTimeout(this.idleTimeoutMs, () => {
+      const quiet = new Error(`nothing moved for ${this.idleTimeoutMs / 1000} s`);
+      req.destroy(quiet);
+      // Once the answer has begun, its stream carries the error on (a download, an upload's answer).
+      (req as { res?: http.IncomingMessage }).res?.destroy(quiet);
+    });
     return req;
   }
 
@@ -170,6 +183,7 @@ export class JobHttp {
 /** A short reason for a request that got no answer. */
 function unreachable(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
+  if (!code && err.message.startsWith('nothing moved')) return `the server stopped answering (${err.message})`;
   return `the server cannot be reached (${code ?? err.message})`;
 }
 

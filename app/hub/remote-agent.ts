@@ -32,6 +32,8 @@ interface TrackedJob {
   offeredAt: number;
   offerTimer?: NodeJS.Timeout;
   stop?: StopMode;
+  /** Its log has a gap no resend can fill: the job is aborted, and what else comes of its log is dropped. */
+  logLost?: boolean;
   tokenIssuedAt: number;
   resolve: (status: JobStatus) => void;
 }
@@ -279,13 +281,26 @@ export class RemoteAgent implements Agent {
   private onLog(tracked: TrackedJob, seq: number, data: Buffer): void {
     const jobId = tracked.job.id;
     const last = this.ctx.service.lastLogSeq(jobId);
-    // Chunks come in order on one socket, and after a reconnect from the last ack: a gap means a
-    // lost chunk, which must not be skipped (a later resend of it would be taken for a duplicate).
-    if (seq > last + 1) throw new AgentViolation(`log chunk ${seq} of job ${jobId} came after ${last}: send chunks in order`);
-    const acked = seq <= last ? last : tracked.endpoint.appendLog(seq, data);
+    // Chunks come in order on one socket, and after a reconnect from the last ack: a gap means
+    // lost chunks, which must not be skipped (a later resend would be taken for a duplicate). The
+    // agent no longer has them (the server lost what it had acknowledged, say), so that job
+    // is aborted; the agent's other jobs go on. What it still sends of that job is acknowledged unread.
+    const acked = tracked.logLost ? seq : seq > last + 1 ? this.logGap(tracked, last, seq) : seq <= last ? last : tracked.endpoint.appendLog(seq, data);
     // One ack for all the chunks that came in one read of the socket, not one per chunk.
     this.pendingAcks.set(jobId, acked);
     this.ackTimer ??= setImmediate(() => this.flushAcks());
+  }
+
+  /** Aborts a job whose log has a gap that cannot be filled, and stops it on the agent; returns the seq to ack. */
+  private logGap(tracked: TrackedJob, last: number, seq: number): number {
+    const jobId = tracked.job.id;
+    tracked.logLost = true;
+    const reason = `its log lost chunks ${last + 1}–${seq - 1}: the server does not have them and agent ${this.name} sent chunk ${seq}`;
+    this.ctx.log(`agent ${this.id}: job ${jobId}: ${reason}`);
+    if (!isFinal(this.ctx.service.job(jobId)!.status)) this.ctx.service.setJobStatus(jobId, 'aborted', { reason });
+    tracked.stop = 'abort';
+    this.send({ type: 'stop', jobId, mode: 'abort' });
+    return seq;
   }
 
   private readonly pendingAcks = new Map<string, number>();

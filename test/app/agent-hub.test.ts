@@ -257,13 +257,16 @@ describe('the agent hub', () => {
     }
   });
 
-  it('drops a log chunk sent again, and closes the socket on a chunk that comes after a gap', async () => {
+  it('drops a log chunk sent again, and aborts a job whose log has a gap no resend can fill, the others going on', async () => {
     const s = await setup();
     try {
       const box = await s.agent();
       const jobId = `${s.submit()}-0`;
       await box.next('offer', jobId);
       await box.take(jobId);
+      const other = `${s.submit()}-0`;
+      await box.next('offer', other);
+      await box.take(other);
       box.log(jobId, 1, 'one\n');
       box.log(jobId, 1, 'one\n');
       box.log(jobId, 2, 'two\n');
@@ -275,8 +278,20 @@ describe('the agent hub', () => {
       }, 10_000, 'the ack of chunk 2');
       expect([...acks].sort()).toEqual(acks);
       box.log(jobId, 4, 'four\n');
-      expect(await box.waitClosed()).toMatchObject({ code: CLOSE.policy, reason: expect.stringContaining('came after 2: send chunks in order') });
+      expect(await box.next('stop', jobId)).toMatchObject({ mode: 'abort' });
+      expect(s.job(jobId)).toMatchObject({ status: 'aborted', reason: 'its log lost chunks 3–3: the server does not have them and agent box sent chunk 4' });
+      // What else comes of that job is acknowledged and dropped; its end is taken as it was.
+      box.log(jobId, 5, 'five\n');
+      await waitFor(async () => (await box.next('ack', jobId)).seq === 5, 10_000, 'the ack of chunk 5');
+      box.status(jobId, 'aborted', { reason: 'aborted by the user' });
+      expect(await box.next('ack', jobId)).toMatchObject({ final: true });
+      expect(s.job(jobId).reason).toMatch(/^its log lost chunks/);
       expect(s.server.state.service.readLog(jobId, 0).toString()).toBe('one\ntwo\n');
+      // The socket stays open and the other job goes on.
+      box.log(other, 1, 'fine\n');
+      expect((await box.next('ack', other)).seq).toBe(1);
+      expect(box.closed).toBeUndefined();
+      expect(s.server.state.service.readLog(other, 0).toString()).toBe('fine\n');
     } finally {
       await cleanup();
     }
