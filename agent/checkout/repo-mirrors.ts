@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { DstackError } from '../../shared/errors.js';
 import { gitEnv } from '../../shared/git-env.js';
+import { runGit } from '../../shared/git-run.js';
 import { WorkTrees } from './work-trees.js';
 
 export interface CheckoutRequest {
@@ -121,12 +122,10 @@ function withAuth(git: SimpleGit, token: string | undefined): SimpleGit {
 
 async function hasCommit(mirror: string, commit: string): Promise<boolean> {
   if (!/^[0-9a-f]{4,64}$/i.test(commit)) return false;
-  return simpleGit({ baseDir: mirror })
-    .raw(['cat-file', '-e', `${commit}^{commit}`])
-    .then(
-      () => true,
-      () => false,
-    );
+  return runGit(['cat-file', '-e', `${commit}^{commit}`], { cwd: mirror }).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**

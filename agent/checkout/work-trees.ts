@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { DstackError } from '../../shared/errors.js';
-import { gitEnv } from '../../shared/git-env.js';
+import { runGit } from '../../shared/git-run.js';
 import { removeTree } from '../remove-tree.js';
 
 /** Clean trees kept per repository, beyond those lent out: enough for jobs one after another. */
@@ -101,13 +100,6 @@ export class WorkTrees {
 }
 
 /** git on `tree`'s index, with the mirror as its repository and `dir` as its work tree. */
-function git(tree: Tree, dir: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) =>
-    execFile(
-      'git',
-      ['--git-dir', tree.mirror, '--work-tree', dir, ...args],
-      { cwd: dir, env: gitEnv({ GIT_INDEX_FILE: tree.index }), maxBuffer: 4 * 1024 * 1024 },
-      (err, _stdout, stderr) => (err ? reject(new Error(stderr.trim() || err.message)) : resolve()),
-    ),
-  );
+async function git(tree: Tree, dir: string, args: string[]): Promise<void> {
+  await runGit(['--git-dir', tree.mirror, '--work-tree', dir, ...args], { cwd: dir, env: { GIT_INDEX_FILE: tree.index } });
 }

@@ -1,6 +1,6 @@
 import { Project } from '../../shared/workflow/project.js';
 import { openClient } from '../client/open-client.js';
-import { findRepoRoot } from '../local/local-context.js';
+import { findRepoRoot } from '../local/repo-root.js';
 
 /** `dstack prune cache WORKFLOW`: empties the workflow's cache for this repository (seed 000). */
 export async function pruneCacheCommand(workflow: string): Promise<void> {

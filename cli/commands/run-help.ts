@@ -1,6 +1,6 @@
 import { isDstackError } from '../../shared/errors.js';
 import { Project } from '../../shared/workflow/project.js';
-import { findRepoRoot } from '../local/local-context.js';
+import { findRepoRoot } from '../local/repo-root.js';
 import { table } from '../output/table.js';
 
 /** The workflows of the repository here, with their `help:` lines, for `dstack run --help`. */

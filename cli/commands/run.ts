@@ -5,7 +5,7 @@ import { Project } from '../../shared/workflow/project.js';
 import { ProviderRepos } from '../../shared/workflow/provider-repos.js';
 import { openClient } from '../client/open-client.js';
 import { dstackHome, homePaths } from '../local/home.js';
-import { findRepoRoot } from '../local/local-context.js';
+import { findRepoRoot } from '../local/repo-root.js';
 import { SecretStore } from '../local/secret-store.js';
 import { localSettings } from '../local/settings.js';
 import { colorsEnabled, paint } from '../output/colors.js';

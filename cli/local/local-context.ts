@@ -50,17 +50,6 @@ export function openLocal(env: NodeJS.ProcessEnv = process.env): LocalContext {
   };
 }
 
-/** The repository a command works on: the nearest folder up from `cwd` that has `.dstack/`. */
-export function findRepoRoot(cwd: string = process.cwd()): string {
-  let dir = path.resolve(cwd);
-  for (;;) {
-    if (fs.existsSync(path.join(dir, '.dstack'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) return path.resolve(cwd);
-    dir = parent;
-  }
-}
-
 /**
  * Job folders and run snapshots are removed by the process that runs them when they end; those of
  * a process that died stay. Remove any whose job or run has ended (never one the store does not

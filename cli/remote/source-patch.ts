@@ -7,6 +7,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { simpleGit } from 'simple-git';
 import { DstackError } from '../../shared/errors.js';
 import { gitEnv } from '../../shared/git-env.js';
+import { runGit } from '../../shared/git-run.js';
 
 export interface SourcePatch {
   /** The remote the agent fetches from, as `git remote get-url` gives it. */
@@ -75,15 +76,14 @@ async function diffSince(top: string, base: string): Promise<Readable> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dstack-patch-'));
   const index = path.join(dir, 'index');
   const env = gitEnv({ GIT_INDEX_FILE: index });
-  const git = simpleGit({ baseDir: top }).env(env);
   try {
-    const own = path.resolve(top, (await simpleGit({ baseDir: top }).raw(['rev-parse', '--git-path', 'index'])).trim());
+    const own = path.resolve(top, (await runGit(['rev-parse', '--git-path', 'index'], { cwd: top })).trim());
     const copied = await fsp.copyFile(own, index).then(
       () => true,
       () => false, // no index yet (nothing was ever added)
     );
-    if (!copied) await git.raw(['read-tree', 'HEAD']);
-    await git.raw(['add', '-A']);
+    if (!copied) await runGit(['read-tree', 'HEAD'], { cwd: top, env: { GIT_INDEX_FILE: index } });
+    await runGit(['add', '-A'], { cwd: top, env: { GIT_INDEX_FILE: index } });
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw fail(`cannot read the changes in ${top}: ${err instanceof Error ? err.message.trim() : String(err)}`);

@@ -1,0 +1,15 @@
+import { execFile } from 'node:child_process';
+import { gitEnv } from './git-env.js';
+
+/**
+ * Runs one git command and resolves with its stdout; rejects with git's stderr as the message.
+ * For commands that print nothing on success (`add`, `read-tree`, `cat-file -e`), where simple-git
+ * waits 50 ms more after git has exited, every time.
+ */
+export function runGit(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile('git', args, { cwd: options.cwd, env: gitEnv(options.env), maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+      err ? reject(new Error(stderr.trim() || err.message)) : resolve(stdout),
+    ),
+  );
+}
