@@ -4,9 +4,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { simpleGit, type SimpleGit } from 'simple-git';
 import { DstackError } from '../../shared/errors.js';
-import { gitEnv } from '../../shared/git-env.js';
 import { runGit } from '../../shared/git-run.js';
 import { WorkTrees } from './work-trees.js';
 
@@ -80,8 +78,9 @@ export class RepoMirrors {
   /** Clones the mirror the first time, fetches when the commit is missing; the mirror stays whole if either fails. */
   private async ensureCommit(mirror: string, { repoUrl, commit, token }: CheckoutRequest): Promise<void> {
     const secret = token ? [token, Buffer.from(`x-access-token:${token}`).toString('base64')] : [];
-    // The header goes in through GIT_CONFIG_* (our own values), which simple-git allows only when asked.
-    const git = (dir?: string) => withAuth(simpleGit({ ...(dir ? { baseDir: dir } : {}), unsafe: { allowUnsafeConfigEnvCount: true } }), token);
+    // The header goes in through GIT_CONFIG_* (our own values), never on a command line. `--`
+    // before what came from the run (the URL, the commit): nothing of it is taken as an option.
+    const env = authEnv(token);
     try {
       if (!fs.existsSync(mirror)) {
         await fsp.mkdir(path.dirname(mirror), { recursive: true });
@@ -89,16 +88,16 @@ export class RepoMirrors {
         const tmp = `${mirror}.${process.pid}.tmp`;
         await fsp.rm(tmp, { recursive: true, force: true });
         try {
-          await git().clone(repoUrl, tmp, ['--mirror', '--quiet']);
+          await runGit(['clone', '--mirror', '--quiet', '--', repoUrl, tmp], { cwd: path.dirname(mirror), env });
           await fsp.rename(tmp, mirror);
         } finally {
           await fsp.rm(tmp, { recursive: true, force: true });
         }
       }
       if (await hasCommit(mirror, commit)) return;
-      await git(mirror).fetch(['--quiet', '--prune', 'origin']);
+      await runGit(['fetch', '--quiet', '--prune', 'origin'], { cwd: mirror, env });
       // A commit on no branch (a pull request's head, say) may still be fetched by its name.
-      if (!(await hasCommit(mirror, commit))) await git(mirror).fetch(['--quiet', 'origin', commit]).catch(() => {});
+      if (!(await hasCommit(mirror, commit)) && isCommitName(commit)) await runGit(['fetch', '--quiet', 'origin', commit], { cwd: mirror, env }).catch(() => {});
     } catch (err) {
       throw new DstackError('DSTACK_ERR_CHECKOUT', `cannot fetch ${repoUrl}: ${hide(message(err), secret)}`, { cause: err });
     }
@@ -109,19 +108,22 @@ export class RepoMirrors {
 }
 
 /** Credentials as an HTTP header in git's environment (GIT_CONFIG_*), never on a command line. */
-function withAuth(git: SimpleGit, token: string | undefined): SimpleGit {
-  const auth: Record<string, string> = token
-    ? {
-        GIT_CONFIG_COUNT: '1',
-        GIT_CONFIG_KEY_0: 'http.extraHeader',
-        GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`,
-      }
-    : {};
-  return git.env(gitEnv(auth));
+function authEnv(token: string | undefined): Record<string, string> {
+  if (!token) return {};
+  return {
+    GIT_CONFIG_COUNT: '1',
+    GIT_CONFIG_KEY_0: 'http.extraHeader',
+    GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`,
+  };
+}
+
+/** A commit's hex name, full or abbreviated: anything else is not passed to git. */
+function isCommitName(commit: string): boolean {
+  return /^[0-9a-f]{4,64}$/i.test(commit);
 }
 
 async function hasCommit(mirror: string, commit: string): Promise<boolean> {
-  if (!/^[0-9a-f]{4,64}$/i.test(commit)) return false;
+  if (!isCommitName(commit)) return false;
   return runGit(['cat-file', '-e', `${commit}^{commit}`], { cwd: mirror }).then(
     () => true,
     () => false,
