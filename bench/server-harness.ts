@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
+import { decodeLogFrame } from '../shared/log-frame.js';
 import { Project } from '../shared/workflow/project.js';
 import type { ResolvedWorkflow } from '../shared/workflow/types.js';
 
@@ -229,9 +230,10 @@ export class Api {
     const ws = new WebSocket(`${this.url.replace(/^http/, 'ws')}/api/runs/${name}/logs?follow=0`, { headers: { authorization: `Bearer ${this.token}` } });
     const parts: Buffer[] = [];
     return new Promise((resolve, reject) => {
-      ws.on('message', (data) => {
-        const m = JSON.parse(data.toString()) as { type: string; data?: string };
-        if (m.type === 'log') parts.push(Buffer.from(m.data!, 'base64'));
+      ws.on('message', (data: Buffer, isBinary) => {
+        if (!isBinary) return;
+        const frame = decodeLogFrame(data);
+        if (!('error' in frame)) parts.push(Buffer.from(frame.data));
       });
       ws.on('close', () => resolve(Buffer.concat(parts).toString()));
       ws.on('error', reject);
