@@ -6,8 +6,9 @@
  *   reads the stamp from the stored log, on the same machine's clock. The floor is the bench
  *   spawning the same `bash -c 'date +%s%N'`, paired and interleaved. `server_steps_ms` splits the
  *   job's way by its status events (the server's clock, to the millisecond): submitted → downloading
- *   (queue, offer, accept, start), downloading → running (the checkout on the agent); the export
- *   floor is `git archive | tar -x` of the same commit by hand, every tenth run.
+ *   (queue, offer, accept, start), downloading → running (the checkout on the agent: a kept tree
+ *   brought to the commit, see agent/checkout/work-trees.ts); the export floor is a fresh tree,
+ *   `git archive | tar -x` of the same commit by hand, every tenth run.
  * - metrics: the server's own `dstack_dispatch_latency_seconds` histogram (offer to accept).
  * - command: the whole `dstack run` of a one-line job against a server, as typed, beside
  *   `bash -c` of its command, paired and interleaved (when remote mode is built).
