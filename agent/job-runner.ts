@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { isDstackError } from '../shared/errors.js';
@@ -9,6 +10,7 @@ import { connectDocker } from './docker/engine.js';
 import { JOB_LABEL, OWNER_LABEL, runContainer } from './docker/run-container.js';
 import { containerEnvironment, hostEnvironment } from './job-env.js';
 import type { JobAssignment, JobIO } from './job-io.js';
+import { killLeftoverJobs } from './leftover-jobs.js';
 import { LogStreamer } from './log-streamer.js';
 import { watchPorts } from './port-watch.js';
 import { bashProvider } from './providers/bash.js';
@@ -226,6 +228,9 @@ export class JobRunner {
       const lost = `log incomplete: ${log.failed} of ${log.sent} chunk(s) could not be stored (${log.error instanceof Error ? log.error.message : String(log.error)})`;
       reason = reason ? `${reason}; ${lost}` : lost;
     }
+    // What the job started in a session of its own (a setsid'd daemon) is not in its process
+    // group: found by the JOB_ID it inherited, so nothing it left runs on in the tree handed on.
+    killLeftoverJobs(path.dirname(this.dir), (id) => id === this.job.jobId);
     await this.io.releaseCheckout?.(work).catch(() => {});
     await removeTree(this.dir);
     await this.setStatus(final, { reason, exit_code: exitCode ?? null });
@@ -235,6 +240,11 @@ export class JobRunner {
   private async saveAll(work: string, home: string, saveCache: boolean): Promise<void> {
     /** Packs `base/rel` and hands it on as `stored` (the path as the workflow names it). */
     const save = async (base: string, rel: string, stored: string, put: JobIO['putArtifact'], label: string) => {
+      // A job may have put a link in place of its folder: tar would follow it out of the job.
+      if (!(await fsp.lstat(base).then((st) => st.isDirectory(), () => false))) {
+        this.streamer.note(`${label} '${stored}' not saved: ${path.basename(base)} is no longer a folder`);
+        return;
+      }
       const full = path.join(base, rel);
       if (!fs.existsSync(full)) {
         this.streamer.note(`${label} '${stored}' does not exist; nothing saved`);

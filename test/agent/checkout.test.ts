@@ -244,6 +244,49 @@ describe('a run sent to agents: the patch of local work, and the checkout of it'
     expect(fs.existsSync(other)).toBe(true);
   });
 
+  it("hands the next job nothing of a job that made repositories, changed folders' modes, or put a link in place of its tree", async () => {
+    const { remote, clone } = remoteAndClone({ 'src/a.py': 'a\n', 'data/keep.txt': 'k\n', 'top.txt': 't\n' });
+    const commit = git(clone, 'rev-parse', 'HEAD');
+    const fresh = path.join(tempDir(), 'fresh');
+    await new RepoMirrors(tempDir()).checkout({ repoUrl: remote, commit, dest: fresh });
+    const modes = (dir: string) => ['.', 'src', 'data'].map((d) => (fs.statSync(path.join(dir, d)).mode & 0o7777).toString(8));
+    const work = tempDir();
+    const mirrors = new RepoMirrors(work);
+    const jobDir = tempDir();
+
+    const a = path.join(jobDir, 'a');
+    await mirrors.checkout({ repoUrl: remote, commit, dest: a });
+    // `git clean` never removes a `.git`: a job's `git init`, at the top or in a tracked folder.
+    git(a, 'init', '-q');
+    git(path.join(a, 'src'), 'init', '-q');
+    fs.writeFileSync(path.join(a, 'src', '.git', 'config'), '[core]\n\tfsmonitor = touch /tmp/pwned\n');
+    fs.chmodSync(path.join(a, 'src'), 0o777);
+    fs.chmodSync(path.join(a, 'data'), 0o500);
+    fs.chmodSync(a, 0o700);
+    await mirrors.release(a);
+    const b = path.join(jobDir, 'b');
+    await mirrors.checkout({ repoUrl: remote, commit, dest: b });
+    expect(fs.existsSync(path.join(b, '.git'))).toBe(false);
+    expect(fs.existsSync(path.join(b, 'src', '.git'))).toBe(false);
+    expect(tree(b)).toEqual(tree(fresh));
+    expect(modes(b)).toEqual(modes(fresh));
+
+    // The job puts a link to a folder of the agent's in place of its tree: nothing there is
+    // cleaned or kept, and the next job gets a tree of its own.
+    const outside = tempDir();
+    fs.writeFileSync(path.join(outside, 'precious.txt'), 'mine\n');
+    fs.rmSync(b, { recursive: true, force: true });
+    fs.symlinkSync(outside, b);
+    await mirrors.release(b);
+    expect(fs.readdirSync(outside)).toEqual(['precious.txt']);
+    expect(fs.existsSync(b)).toBe(false);
+    const c = path.join(jobDir, 'c');
+    await mirrors.checkout({ repoUrl: remote, commit, dest: c });
+    expect(fs.lstatSync(c).isSymbolicLink()).toBe(false);
+    expect(tree(c)).toEqual(tree(fresh));
+    expect(fs.readdirSync(outside)).toEqual(['precious.txt']);
+  });
+
   it('says what to do when the folder cannot be sent: not git, no remote, nothing pushed', async () => {
     expect((await code(sourcePatch(tempDir()))).message).toMatch(/is not in a git repository; runs on a server need one with a remote/);
     const alone = tempDir();

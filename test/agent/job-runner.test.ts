@@ -54,6 +54,16 @@ function runner(commands: string[], io: JobIO, extra: Parameters<typeof workflow
 }
 
 describe('JobRunner', () => {
+  it('kills at its end what the job started in a session of its own, which its process group does not hold', async () => {
+    const marks = tempDir();
+    const rec = recordingIO({});
+    const { r } = runner([`setsid sh -c 'echo $$ > ${marks}/pid; exec sleep 300' > /dev/null 2>&1 < /dev/null &`, `while [ ! -s ${marks}/pid ]; do sleep 0.05; done`, 'echo left'], rec.io);
+    expect(await r.run()).toBe('done');
+    const pid = Number(fs.readFileSync(path.join(marks, 'pid'), 'utf8'));
+    expect(pid).toBeGreaterThan(0);
+    await waitFor(() => !fs.existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')), 5000, 'the setsid process to be killed');
+  });
+
   it('reports its statuses in order, streams its output in sequenced chunks, and removes its folder', async () => {
     const rec = recordingIO({ 'data.txt': 'from the repository' });
     const { r, dir } = runner(['cat data.txt', 'echo " and $HOME"'], rec.io);
