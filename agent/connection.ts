@@ -1,5 +1,5 @@
 import { WebSocket, type RawData } from 'ws';
-import { agentFrame, appMessage, CLOSE, MAX_MESSAGE_BYTES, parseMessage, ProtocolError, type AgentMessage, type AppMessage } from '../shared/protocol.js';
+import { agentFrame, appMessage, CLOSE, closeReason, MAX_MESSAGE_BYTES, parseMessage, ProtocolError, type AgentMessage, type AppMessage } from '../shared/protocol.js';
 
 export type ConnectionState =
   | { state: 'connecting'; attempt: number }
@@ -132,7 +132,7 @@ export class AgentConnection {
         message = parseMessage(appMessage, data as Buffer, isBinary);
       } catch (err) {
         if (!(err instanceof ProtocolError)) throw err;
-        socket.close(CLOSE.policy, err.message);
+        socket.close(CLOSE.policy, closeReason(err.message));
         return;
       }
       // Backoff starts again only once the server answers: one that accepts sockets and closes

@@ -39,8 +39,8 @@ export function decodeLogFrame(frame: Buffer): LogFrame | { error: string } {
   if (!Number.isSafeInteger(at) || at < 0) return { error: 'log frame with a bad seq or offset' };
   const idLength = frame[9]!;
   if (idLength === 0 || idLength > MAX_JOB_ID_BYTES || frame.length < HEAD + idLength) return { error: 'log frame with a bad job id length' };
-  const jobId = frame.toString('utf8', HEAD, HEAD + idLength);
-  // A job id that is not valid UTF-8 would come back changed: refused rather than misfiled.
-  if (Buffer.byteLength(jobId) !== idLength || jobId.includes('\ufffd')) return { error: 'log frame with a job id that is not UTF-8' };
+  // Job ids are printable ASCII (see shared/protocol.ts): anything else is refused, not misfiled.
+  for (let i = HEAD; i < HEAD + idLength; i++) if (frame[i]! < 0x21 || frame[i]! > 0x7e) return { error: 'log frame with a job id that is not printable ASCII' };
+  const jobId = frame.toString('latin1', HEAD, HEAD + idLength);
   return { jobId, at, data: frame.subarray(HEAD + idLength) };
 }

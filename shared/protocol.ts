@@ -34,7 +34,8 @@ export const CLOSE = {
   goingAway: 1001,
 } as const;
 
-const jobId = z.string().min(1).max(200);
+/** Job ids are the server's own (`RUN-N`): printable ASCII, so one is never cut mid-character in a close reason or a log line. */
+const jobId = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'a job id is 1 to 200 printable ASCII characters');
 const gpu = z.strictObject({
   index: z.number().int().nonnegative(),
   name: z.string(),
@@ -202,6 +203,13 @@ export function parseAgentFrame(frame: Buffer, isBinary: boolean): AgentMessage 
 export function agentFrame(message: AgentMessage): string | Buffer {
   if (message.type === 'log') return encodeLogFrame({ jobId: message.jobId, at: message.seq, data: message.data });
   return JSON.stringify(agentMessage.parse(message));
+}
+
+/** A close frame's reason: at most 123 bytes (RFC 6455), cut on a character boundary. */
+export function closeReason(text: string): string {
+  let out = text;
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
+  return out;
 }
 
 /** The reason for refusing a hello from another protocol version: which side to upgrade. */

@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { isFinal } from '../../shared/job-status.js';
-import { CLOSE, MAX_MESSAGE_BYTES, parseAgentFrame, PROTOCOL_VERSION, ProtocolError, versionMismatch, type AgentMessage } from '../../shared/protocol.js';
+import { CLOSE, closeReason, MAX_MESSAGE_BYTES, parseAgentFrame, PROTOCOL_VERSION, ProtocolError, versionMismatch, type AgentMessage } from '../../shared/protocol.js';
 import type { Tokens } from '../auth/tokens.js';
 import { jobSpec } from '../store/store.js';
 import { AgentViolation, RemoteAgent, type HubContext } from './remote-agent.js';
@@ -79,7 +79,7 @@ export class AgentHub {
     const helloTimer = setTimeout(() => ws.close(CLOSE.policy, 'no hello'), this.options.helloWithinMs ?? 10_000);
     const violation = (reason: string) => {
       this.options.log(`agent socket of ${agent?.id ?? owner} closed: ${reason}`);
-      ws.close(CLOSE.policy, reason.slice(0, 120));
+      ws.close(CLOSE.policy, closeReason(reason));
     };
     // Its pongs to our pings, and its own pings, say it is alive as much as its messages do.
     const heard = () => {

@@ -295,7 +295,8 @@ export class RemoteAgent implements Agent {
   private logGap(tracked: TrackedJob, last: number, seq: number): number {
     const jobId = tracked.job.id;
     tracked.logLost = true;
-    const reason = `its log lost chunks ${last + 1}–${seq - 1}: the server does not have them and agent ${this.name} sent chunk ${seq}`;
+    const lost = seq - 1 === last + 1 ? `chunk ${last + 1}` : `chunks ${last + 1}–${seq - 1}`;
+    const reason = `its log lost ${lost}: the server does not have them and agent ${this.name} no longer does (it sent chunk ${seq}), so the log cannot be whole`;
     this.ctx.log(`agent ${this.id}: job ${jobId}: ${reason}`);
     if (!isFinal(this.ctx.service.job(jobId)!.status)) this.ctx.service.setJobStatus(jobId, 'aborted', { reason });
     tracked.stop = 'abort';

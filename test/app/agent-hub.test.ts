@@ -1,7 +1,9 @@
 import net, { type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createServer, type DstackServer } from '../../app/server/server.js';
-import { CLOSE, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { WebSocket } from 'ws';
+import { decodeLogFrame, encodeLogFrame } from '../../shared/log-frame.js';
+import { agentFrame, CLOSE, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { tempDir, waitFor } from '../helpers/cli.js';
 import { ProtocolClient } from '../helpers/protocol-client.js';
@@ -217,6 +219,8 @@ describe('the agent hub', () => {
         ['an unknown type', (c) => c.send({ type: 'launch', jobId: 'x' }), /invalid 'launch' message/],
         ['a binary frame that is no log frame', (c) => c.sendRaw(Buffer.from([1, 2, 3])), /^binary frame of 3 bytes is too short for a log frame$/],
         ['a log chunk as JSON', (c) => c.send({ type: 'log', jobId: 'x', seq: 1, data: 'aGk=' }), /invalid 'log' message/],
+        ['a log frame whose job id is not ASCII', (c) => c.sendRaw(encodeLogFrame({ jobId: '€'.repeat(60), at: 0, data: Buffer.from('x') })), /not printable ASCII/],
+        ['a message whose reason would be long in bytes', (c) => c.send({ type: '€'.repeat(40), jobId: '€'.repeat(60) }), /^invalid '€+/],
         ['an oversized message', (c) => c.sendRaw('x'.repeat(MAX_MESSAGE_BYTES + 10)), /.*/],
       ];
       for (const [what, send, reason] of cases) {
@@ -276,22 +280,73 @@ describe('the agent hub', () => {
         acks.push((await box.next('ack', jobId)).seq);
         return acks.at(-1) === 2;
       }, 10_000, 'the ack of chunk 2');
-      expect([...acks].sort()).toEqual(acks);
+      expect([...acks].sort((a, b) => a - b)).toEqual(acks);
       box.log(jobId, 4, 'four\n');
       expect(await box.next('stop', jobId)).toMatchObject({ mode: 'abort' });
-      expect(s.job(jobId)).toMatchObject({ status: 'aborted', reason: 'its log lost chunks 3–3: the server does not have them and agent box sent chunk 4' });
+      expect(s.job(jobId)).toMatchObject({ status: 'aborted', reason: 'its log lost chunk 3: the server does not have them and agent box no longer does (it sent chunk 4), so the log cannot be whole' });
       // What else comes of that job is acknowledged and dropped; its end is taken as it was.
       box.log(jobId, 5, 'five\n');
       await waitFor(async () => (await box.next('ack', jobId)).seq === 5, 10_000, 'the ack of chunk 5');
       box.status(jobId, 'aborted', { reason: 'aborted by the user' });
       expect(await box.next('ack', jobId)).toMatchObject({ final: true });
-      expect(s.job(jobId).reason).toMatch(/^its log lost chunks/);
+      expect(s.job(jobId).reason).toMatch(/^its log lost chunk 3:/);
       expect(s.server.state.service.readLog(jobId, 0).toString()).toBe('one\ntwo\n');
       // The socket stays open and the other job goes on.
       box.log(other, 1, 'fine\n');
       expect((await box.next('ack', other)).seq).toBe(1);
       expect(box.closed).toBeUndefined();
       expect(s.server.state.service.readLog(other, 0).toString()).toBe('fine\n');
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("serves a run's log to followers as binary frames when asked, else as JSON with base64, the same bytes either way", async () => {
+    const s = await setup();
+    try {
+      const box = await s.agent();
+      const run = s.submit();
+      const jobId = `${run}-0`;
+      await box.next('offer', jobId);
+      await box.take(jobId);
+      const bytes = Buffer.from([0x1b, 0x5b, 0x32, 0x6d, 0xff, 0x00, 0x0a]);
+      box.log(jobId, 1, 'first\n');
+      box.ws.send(agentFrame({ type: 'log', jobId, seq: 2, data: bytes }));
+      await waitFor(async () => (await box.next('ack', jobId)).seq === 2, 10_000, 'the ack of chunk 2');
+      box.status(jobId, 'done', { exitCode: 0 });
+      await box.next('ack', jobId);
+      const user = s.server.tokens.create('acme', 'user').token;
+      const follow = (query: string) =>
+        new Promise<{ log: Buffer; binary: number; json: number }>((resolve, reject) => {
+          const ws = new WebSocket(`${s.url.replace(/^http/, 'ws')}/api/runs/${run}/logs?follow=0${query}`, { headers: { authorization: `Bearer ${user}` } });
+          const parts: Buffer[] = [];
+          let binary = 0;
+          let json = 0;
+          ws.on('message', (data: Buffer, isBinary) => {
+            if (isBinary) {
+              binary++;
+              const frame = decodeLogFrame(data);
+              if ('error' in frame) throw new Error(frame.error);
+              expect(frame.jobId).toBe(jobId);
+              expect(frame.at).toBe(Buffer.concat(parts).length);
+              parts.push(Buffer.from(frame.data));
+              return;
+            }
+            const m = JSON.parse(data.toString()) as { type: string; data?: string };
+            if (m.type !== 'log') return;
+            json++;
+            parts.push(Buffer.from(m.data!, 'base64'));
+          });
+          ws.on('close', () => resolve({ log: Buffer.concat(parts), binary, json }));
+          ws.on('error', reject);
+        });
+      const expected = Buffer.concat([Buffer.from('first\n'), bytes]);
+      const asBinary = await follow('&frames=binary');
+      expect(asBinary.log.equals(expected)).toBe(true);
+      expect([asBinary.binary > 0, asBinary.json]).toEqual([true, 0]);
+      const asJson = await follow('');
+      expect(asJson.log.equals(expected)).toBe(true);
+      expect([asJson.binary, asJson.json > 0]).toEqual([0, true]);
     } finally {
       await cleanup();
     }

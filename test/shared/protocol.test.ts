@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { encodeLogFrame } from '../../shared/log-frame.js';
-import { agentFrame, agentMessage, appMessage, MAX_MESSAGE_BYTES, parseAgentFrame, parseMessage, PROTOCOL_VERSION, ProtocolError, versionMismatch } from '../../shared/protocol.js';
+import { agentFrame, agentMessage, appMessage, closeReason, MAX_MESSAGE_BYTES, parseAgentFrame, parseMessage, PROTOCOL_VERSION, ProtocolError, versionMismatch } from '../../shared/protocol.js';
 
 const hello = {
   type: 'hello',
@@ -83,10 +83,19 @@ describe('protocol', () => {
       [log('j', 1.5), 'log frame with a bad seq or offset'],
       [log('j', 1).subarray(0, 10 + 1 - 1).fill(1, 9, 10), 'binary frame of 10 bytes is too short for a log frame'],
       [Buffer.concat([log('j', 1).subarray(0, 9), Buffer.from([50, 106])]), 'log frame with a bad job id length'],
-      [badId, 'log frame with a job id that is not UTF-8'],
+      [badId, 'log frame with a job id that is not printable ASCII'],
       [log('j', 1, 'x'.repeat(MAX_MESSAGE_BYTES)), `message of ${MAX_MESSAGE_BYTES + 11} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`],
     ];
     for (const [frame, expected] of binary) expect(reason(() => parseAgentFrame(frame, true))).toBe(expected);
+  });
+
+  it('keeps close reasons within the 123 bytes a close frame allows, whatever the characters', () => {
+    const long = `log chunk 0 of job ${'€'.repeat(60)}: seqs start at 1`;
+    expect(Buffer.byteLength(closeReason(long))).toBeLessThanOrEqual(123);
+    expect(long.startsWith(closeReason(long))).toBe(true);
+    expect(closeReason('short')).toBe('short');
+    // A job id of other characters is refused before it gets that far.
+    expect(reason(() => parseMessage(agentMessage, JSON.stringify({ type: 'accept', jobId: '€'.repeat(60) })))).toMatch(/printable ASCII/);
   });
 
   it('says which side to upgrade when protocol versions differ', () => {
