@@ -227,7 +227,7 @@ export class Api {
 
   /** A run's whole stored log, as `dstack logs` reads it (small logs only: it is held). */
   log(name: string): Promise<string> {
-    const ws = new WebSocket(`${this.url.replace(/^http/, 'ws')}/api/runs/${name}/logs?follow=0`, { headers: { authorization: `Bearer ${this.token}` } });
+    const ws = new WebSocket(`${this.url.replace(/^http/, 'ws')}/api/runs/${name}/logs?follow=0&frames=binary`, { headers: { authorization: `Bearer ${this.token}` } });
     const parts: Buffer[] = [];
     return new Promise((resolve, reject) => {
       ws.on('message', (data: Buffer, isBinary) => {

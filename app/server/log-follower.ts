@@ -13,9 +13,11 @@ const LOW_WATER = 256 * 1024;
 
 /**
  * One client following a run's logs over a WebSocket (`dstack logs -f`, `dstack run` against a
- * server). Messages: the job's output as binary log frames (shared/log-frame.ts, with the byte
- * offset of each piece), and JSON for the rest: `run` (the run, first), `job` (a status change),
- * `port`, then `end` (the run as it ended) and a normal close.
+ * server). Messages, JSON: `run` (the run, first), `log` (a piece of a job's output), `job` (a
+ * status change), `port`, then `end` (the run as it ended) and a normal close. A `log` is
+ * `{jobId, data: base64}`, or, for a client that asked for `frames=binary` (the CLI does), a binary
+ * log frame (shared/log-frame.ts, with the byte offset of the piece): no base64, no JSON.
+ * Clients written against the JSON form keep working.
  *
  * Every job's log is sent from its start, read from the stored log a piece at a time, so nothing
  * printed before the client attached is missed. New output only wakes the reader: what is sent is
@@ -36,6 +38,8 @@ export class LogFollower {
     /** With false, send what is stored and end (`dstack logs` without -f). */
     private readonly follow: boolean,
     private readonly onClose: () => void,
+    /** Log pieces as binary frames rather than JSON. */
+    private readonly binary = false,
   ) {
     const view = service.view(runName);
     this.jobs = view.jobs;
@@ -62,7 +66,7 @@ export class LogFollower {
   logged(jobId: string, data: Buffer, offset: number): void {
     if (!this.pumping && !this.blocked && !this.ended && this.sent.get(jobId) === offset && this.ws.bufferedAmount < HIGH_WATER) {
       this.sent.set(jobId, offset + data.length);
-      this.send(encodeLogFrame({ jobId, at: offset, data }));
+      this.send(this.logMessage(jobId, offset, data));
       return;
     }
     this.pump();
@@ -76,6 +80,10 @@ export class LogFollower {
 
   port(jobId: string, port: number): void {
     this.send({ type: 'port', jobId, port });
+  }
+
+  private logMessage(jobId: string, offset: number, data: Buffer): Buffer | object {
+    return this.binary ? encodeLogFrame({ jobId, at: offset, data }) : { type: 'log', jobId, data: data.toString('base64') };
   }
 
   /** A log frame as it is, any other message as JSON. */
@@ -103,7 +111,7 @@ export class LogFollower {
           const data = this.service.readLog(job.id, offset, CHUNK_BYTES);
           if (data.length === 0) break;
           this.sent.set(job.id, offset + data.length);
-          this.send(encodeLogFrame({ jobId: job.id, at: offset, data }));
+          this.send(this.logMessage(job.id, offset, data));
         }
       }
       // The jobs' statuses come with their events (jobChanged): the store is asked for the run

@@ -267,7 +267,7 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
       return true;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const follower = new LogFollower(ws, service, name, url.searchParams.get('follow') !== '0', () => followers.delete(follower));
+      const follower = new LogFollower(ws, service, name, url.searchParams.get('follow') !== '0', () => followers.delete(follower), url.searchParams.get('frames') === 'binary');
       followers.add(follower);
     });
     return true;

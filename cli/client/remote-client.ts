@@ -24,6 +24,7 @@ interface WireRun {
 }
 
 type FollowMessage =
+  | { type: 'log'; jobId: string; data: string }
   | ({ type: 'run' } & WireRun)
   | ({ type: 'end' } & WireRun)
   | { type: 'job'; job: JobRow }
@@ -166,7 +167,7 @@ export class RemoteClient implements DstackClient {
 
   /** The run's logs over a WebSocket, from the start of each job's log, then live until the end. */
   private follow(name: string, follow: boolean, handlers: FollowHandlers): Promise<RunView> {
-    const url = `${this.url.replace(/^http/, 'ws')}/api/runs/${encodeURIComponent(name)}/logs?follow=${follow ? 1 : 0}`;
+    const url = `${this.url.replace(/^http/, 'ws')}/api/runs/${encodeURIComponent(name)}/logs?follow=${follow ? 1 : 0}&frames=binary`;
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } });
       let labels = new Map<string, string>();
@@ -177,23 +178,25 @@ export class RemoteClient implements DstackClient {
         res.on('end', () => reject(this.answerError(res.statusCode ?? 0, body)));
       });
       ws.on('error', (err) => reject(this.unreachable(err)));
+      const log = (jobId: string, data: Buffer) => {
+        handlers.log(jobId, data);
+        const wait = handlers.backpressure();
+        if (wait) {
+          ws.pause();
+          void wait.then(() => ws.resume());
+        }
+      };
       ws.on('message', (raw: Buffer, isBinary) => {
         if (isBinary) {
-          const log = decodeLogFrame(raw);
-          if ('error' in log) {
-            ws.close(1008, log.error);
-            return;
-          }
-          handlers.log(log.jobId, log.data);
-          const wait = handlers.backpressure();
-          if (wait) {
-            ws.pause();
-            void wait.then(() => ws.resume());
-          }
+          const frame = decodeLogFrame(raw);
+          if ('error' in frame) ws.close(1008, frame.error.slice(0, 120));
+          else log(frame.jobId, frame.data);
           return;
         }
         const message = JSON.parse(raw.toString()) as FollowMessage;
         if (message.type === 'run') labels = new Map(message.jobs.map((j) => [j.id, j.workflow]));
+        // A server older than binary frames sends the log as JSON.
+        else if (message.type === 'log') log(message.jobId, Buffer.from(message.data, 'base64'));
         else if (message.type === 'job') handlers.job?.(message.job, labels);
         else if (message.type === 'port') handlers.port?.(message.jobId, message.port, labels);
         else if (message.type === 'end') end = toView(message);
