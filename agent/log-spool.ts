@@ -22,9 +22,10 @@ interface Segment {
 
 /**
  * A job's log chunks that the server has not acknowledged yet, kept so they survive a lost
- * connection (and are resent after it) without growing the agent's memory: the newest few MB in
- * memory (while the socket keeps up, acks come within milliseconds, and the disk is never
- * touched), the rest in segment files in the agent's work folder. A segment whose every chunk is
+ * connection (and are resent after it) without growing the agent's memory: up to a few MB of them
+ * in memory (while the socket keeps up, acks come within milliseconds, and the disk is never
+ * touched: a synchronous write to a slow disk would hold up the agent), and past that in segment
+ * files in the agent's work folder. A segment whose every chunk is
  * acknowledged is written again from its start (a few are kept for that), or deleted.
  * Past `limitBytes` of unacknowledged chunks, `push` returns a promise that settles when acks make
  * room: the log streamer then pauses the job rather than lose its output.
@@ -91,7 +92,10 @@ export class LogSpool {
     while (this.head < this.sizes.length && this.sizes[this.head]!.seq <= seq) {
       const entry = this.sizes[this.head++]!;
       this.unackedBytes -= entry.bytes;
-      if (entry.data) this.memoryUsed -= entry.data.length;
+      if (entry.data) {
+        this.memoryUsed -= entry.data.length;
+        entry.data = undefined; // held by nothing once acknowledged, though the entry waits to be compacted
+      }
     }
     if (this.head > 1024) {
       this.sizes.splice(0, this.head);

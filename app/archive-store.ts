@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Per upload: 100 at once hold 100 MB at most. */
+const WRITE_BUFFER_BYTES = 1024 * 1024;
 
 /**
  * Tar archives on disk (artifacts and caches), written through a temporary file and renamed, so a
@@ -20,7 +21,7 @@ export class ArchiveStore {
     const file = this.file(key);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.${crypto.randomBytes(4).toString('hex')}.part`;
-    // Several MB may wait for the disk (written together, with writev), so the upload is read on
+    // A MB may wait for the disk (written together, with writev), so the upload is read on
     // while a write is under way rather than after it: a 16 KB buffer would wait out every write.
     const out = fs.createWriteStream(tmp, { highWaterMark: WRITE_BUFFER_BYTES });
     try {

@@ -27,7 +27,7 @@ export interface CheckoutRequest {
  * never run in, or write to, the mirror.
  */
 export class RepoMirrors {
-  /** Work on one mirror, one at a time (clone, fetch): a mirror is never touched by two at once. */
+  /** Work that writes a mirror (clone, fetch), one at a time; checkouts only read it, alongside. */
   private readonly locks = new Map<string, Promise<unknown>>();
 
   private readonly trees: WorkTrees;
@@ -109,12 +109,16 @@ export class RepoMirrors {
 
 /** Credentials as an HTTP header in git's environment (GIT_CONFIG_*), never on a command line. */
 function authEnv(token: string | undefined): Record<string, string> {
-  if (!token) return {};
-  return {
-    GIT_CONFIG_COUNT: '1',
-    GIT_CONFIG_KEY_0: 'http.extraHeader',
-    GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`,
-  };
+  // A fetch that moves less than 1 KB/s for 2 minutes gives up rather than hold the mirror's lock,
+  // and with it every job of the repository, for ever.
+  const config: [string, string][] = [
+    ...(token ? [['http.extraHeader', `Authorization: Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`] as [string, string]] : []),
+    ['http.lowSpeedLimit', '1000'],
+    ['http.lowSpeedTime', '120'],
+  ];
+  const env: Record<string, string> = { GIT_CONFIG_COUNT: String(config.length) };
+  config.forEach(([key, value], i) => Object.assign(env, { [`GIT_CONFIG_KEY_${i}`]: key, [`GIT_CONFIG_VALUE_${i}`]: value }));
+  return env;
 }
 
 /** A commit's hex name, full or abbreviated: anything else is not passed to git. */

@@ -79,7 +79,13 @@ async function diffSince(top: string, base: string): Promise<Readable> {
   try {
     const own = path.resolve(top, (await runGit(['rev-parse', '--git-path', 'index'], { cwd: top })).trim());
     const copied = await fsp.copyFile(own, index).then(
-      () => true,
+      // With the original's times: git takes entries as changed-maybe ("racily clean") by
+      // comparing files' times with the index's, and a copy made now would hide an edit.
+      async () => {
+        const st = await fsp.stat(own);
+        await fsp.utimes(index, st.atime, st.mtime);
+        return true;
+      },
       () => false, // no index yet (nothing was ever added)
     );
     if (!copied) await runGit(['read-tree', 'HEAD'], { cwd: top, env: { GIT_INDEX_FILE: index } });
