@@ -52,6 +52,8 @@ export class WorkTrees {
   /** Idle trees, oldest first. */
   private idle: Tree[] = [];
   private readonly lent = new Map<string, Tree>();
+  /** Trees of each mirror on their way back to `idle` (being put back). */
+  private readonly returning = new Map<string, number>();
   private made = 0;
 
   /** `root` holds the idle trees and every tree's index; it is emptied when the agent starts. */
@@ -99,8 +101,10 @@ export class WorkTrees {
     if (!tree) return;
     this.lent.delete(dest);
     // The slot is taken now, before any await: two trees coming back at once both count.
-    const keep = this.idle.filter((t) => t.mirror === tree.mirror).length < IDLE_PER_MIRROR;
+    const returning = this.returning.get(tree.mirror) ?? 0;
+    const keep = this.idle.filter((t) => t.mirror === tree.mirror).length + returning < IDLE_PER_MIRROR;
     if (keep) {
+      this.returning.set(tree.mirror, returning + 1);
       try {
         const st = await fsp.lstat(dest);
         if (!st.isDirectory() || st.dev !== tree.dev || st.ino !== tree.ino) throw new Error('not the folder lent');
@@ -114,6 +118,8 @@ export class WorkTrees {
         return;
       } catch {
         // Something the job left that cannot be put back: not kept.
+      } finally {
+        this.returning.set(tree.mirror, this.returning.get(tree.mirror)! - 1);
       }
     }
     await this.discard(tree, dest);

@@ -232,10 +232,10 @@ describe('a run sent to agents: the patch of local work, and the checkout of it'
     expect(fs.statSync(path.join(b, 'same.txt')).ino).toBe(sameInode);
     await mirrors.release(b);
 
-    // Three at once need three trees; two are kept afterwards, the third removed.
+    // Three at once need three trees; two are kept afterwards (they come back at once, too), the third removed.
     const many = ['x', 'y', 'z'].map((n) => path.join(jobDir, n));
     await Promise.all(many.map((dest) => mirrors.checkout({ repoUrl: remote, commit: first, dest })));
-    for (const dest of many) await mirrors.release(dest);
+    await Promise.all(many.map((dest) => mirrors.release(dest)));
     expect(fs.readdirSync(path.join(work, 'trees')).filter((f) => !f.endsWith('.index'))).toHaveLength(2);
     expect(fs.readdirSync(path.join(work, 'trees')).filter((f) => f.endsWith('.index'))).toHaveLength(2);
     // A folder the mirrors did not check out is not theirs to take.
