@@ -35,7 +35,8 @@ interface Tree {
  * ext4 disk slows down with each round of that (see bench/server-dispatch.ts). A tree a job is done
  * with is put back as its commit has it and kept; the next job of that repository gets it renamed
  * into its folder and brought to its own commit, which writes only the files that differ.
- * Taking a tree back:
+ * Taking a tree back is a rename out of the job's folder, at once (the job's end is not held up);
+ * the rest runs after, and a checkout of that repository waits for it rather than write a tree:
  * - its folder must be the very folder lent (not a link a job put in its place), and every folder
  *   in it ours: modes put back, any `.git` removed (git never tracks one, and `git clean` leaves
  *   it: a job's `git init` would hand the next job a repository of its own making);
@@ -53,7 +54,7 @@ export class WorkTrees {
   private idle: Tree[] = [];
   private readonly lent = new Map<string, Tree>();
   /** Trees of each mirror on their way back to `idle` (being put back). */
-  private readonly returning = new Map<string, number>();
+  private readonly returning = new Map<string, Promise<void>[]>();
   private made = 0;
 
   /** `root` holds the idle trees and every tree's index; it is emptied when the agent starts. */
@@ -63,6 +64,7 @@ export class WorkTrees {
   async checkOut(mirror: string, commit: string, dest: string): Promise<void> {
     if (!/^[0-9a-f]{4,64}$/i.test(commit)) throw new DstackError('DSTACK_ERR_CHECKOUT', `'${commit.slice(0, 80)}' is not a commit's name`);
     await fsp.mkdir(path.dirname(dest), { recursive: true });
+    if (!this.idle.some((t) => t.mirror === mirror)) await this.settled(mirror);
     const at = this.idle.findLastIndex((t) => t.mirror === mirror);
     if (at >= 0) {
       const [kept] = this.idle.splice(at, 1);
@@ -92,37 +94,64 @@ export class WorkTrees {
   }
 
   /**
-   * Takes back the tree at `dest` once its job is done with it: put back as its commit has it and
-   * kept for the next job of its repository, or removed (enough are kept already, or it cannot be
-   * put back). `dest` is gone afterwards. A folder this did not check out is left alone.
+   * Takes back the tree at `dest` once its job is done with it: moved out of the job's folder at
+   * once, then put back as its commit has it and kept for the next job of its repository (off the
+   * job's way: its end is reported meanwhile), or removed (enough are kept already, or it cannot be
+   * put back). `dest` is gone when this resolves. A folder this did not check out is left alone.
    */
   async checkIn(dest: string): Promise<void> {
     const tree = this.lent.get(dest);
     if (!tree) return;
     this.lent.delete(dest);
     // The slot is taken now, before any await: two trees coming back at once both count.
-    const returning = this.returning.get(tree.mirror) ?? 0;
-    const keep = this.idle.filter((t) => t.mirror === tree.mirror).length + returning < IDLE_PER_MIRROR;
-    if (keep) {
-      this.returning.set(tree.mirror, returning + 1);
-      try {
-        const st = await fsp.lstat(dest);
-        if (!st.isDirectory() || st.dev !== tree.dev || st.ino !== tree.ino) throw new Error('not the folder lent');
-        await ownFolders(dest, st.uid);
-        await git(tree, dest, ['clean', '-ffdxq']);
-        await git(tree, dest, ['read-tree', '-u', '--reset', tree.commit]);
-        await fsp.rename(dest, this.folder(tree));
-        this.idle.push(tree);
-        // The oldest idle tree of any repository goes past the bound for all.
-        while (this.idle.length > IDLE_IN_ALL) await this.discard(this.idle.shift()!);
-        return;
-      } catch {
-        // Something the job left that cannot be put back: not kept.
-      } finally {
-        this.returning.set(tree.mirror, this.returning.get(tree.mirror)! - 1);
-      }
+    const returning = this.returningOf(tree.mirror);
+    if (this.idle.filter((t) => t.mirror === tree.mirror).length + returning.length >= IDLE_PER_MIRROR) {
+      await this.discard(tree, dest);
+      return;
     }
-    await this.discard(tree, dest);
+    let done!: () => void;
+    const back = new Promise<void>((resolve) => (done = resolve));
+    returning.push(back);
+    const settle = () => {
+      returning.splice(returning.indexOf(back), 1);
+      done();
+    };
+    const st = await fsp.lstat(dest).catch(() => undefined);
+    const home = this.folder(tree);
+    const moved = st?.isDirectory() && st.dev === tree.dev && st.ino === tree.ino && (await fsp.rename(dest, home).then(() => true, () => false));
+    if (!moved || !st) {
+      await this.discard(tree, dest);
+      settle();
+      return;
+    }
+    void this.putBack(tree, home, st.uid).finally(settle);
+  }
+
+  /** Trees of a mirror on their way back to `idle`. */
+  private returningOf(mirror: string): Promise<void>[] {
+    let list = this.returning.get(mirror);
+    if (!list) this.returning.set(mirror, (list = []));
+    return list;
+  }
+
+  private async putBack(tree: Tree, home: string, uid: number): Promise<void> {
+    try {
+      await ownFolders(home, uid);
+      await git(tree, home, ['clean', '-ffdxq']);
+      await git(tree, home, ['read-tree', '-u', '--reset', tree.commit]);
+    } catch {
+      // Something the job left that cannot be put back: not kept.
+      await this.discard(tree);
+      return;
+    }
+    this.idle.push(tree);
+    // The oldest idle tree of any repository goes past the bound for all.
+    while (this.idle.length > IDLE_IN_ALL) await this.discard(this.idle.shift()!);
+  }
+
+  /** Resolves once no tree of `mirror` is on its way back (a checkout would rather wait for one than write a whole tree). */
+  private async settled(mirror: string): Promise<void> {
+    while (this.returningOf(mirror).length > 0) await Promise.all(this.returningOf(mirror));
   }
 
   private lend(tree: Tree, dest: string, commit: string): void {
