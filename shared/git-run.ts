@@ -1,6 +1,11 @@
 import { execFile } from 'node:child_process';
 import { gitEnv } from './git-env.js';
 
+/** A commit's hex name, full or abbreviated: anything else is never passed to git as one. */
+export function isCommitName(commit: string): boolean {
+  return /^[0-9a-f]{4,64}$/i.test(commit);
+}
+
 /**
  * Runs one git command and resolves with its stdout; rejects with git's stderr as the message.
  * For commands that print nothing on success (`add`, `read-tree`, `cat-file -e`), where simple-git

@@ -7,7 +7,7 @@
  *   byte 0        FRAME_KIND_LOG
  *   bytes 1–8     `at`: the seq, or the offset (float64, little-endian; a safe integer)
  *   byte 9        the job id's length in bytes, 1–200
- *   bytes 10…     the job id (UTF-8), then the log bytes to the frame's end
+ *   bytes 10…     the job id (printable ASCII), then the log bytes to the frame's end
  */
 export interface LogFrame {
   jobId: string;

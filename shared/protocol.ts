@@ -173,8 +173,7 @@ export class ProtocolError extends Error {
  */
 export function parseMessage<S extends z.ZodType>(schema: S, frame: string | Buffer, isBinary = false): z.infer<S> {
   if (isBinary) throw new ProtocolError('binary frames are not part of the protocol');
-  const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length;
-  if (size > MAX_MESSAGE_BYTES) throw new ProtocolError(`message of ${size} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`);
+  checkSize(typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length);
   let value: unknown;
   try {
     value = JSON.parse(frame.toString());
@@ -189,10 +188,14 @@ export function parseMessage<S extends z.ZodType>(schema: S, frame: string | Buf
   throw new ProtocolError(`invalid ${typeof type === 'string' ? `'${type.slice(0, 20)}' ` : ''}message${where}: ${issue.message}`.slice(0, 120));
 }
 
+function checkSize(size: number): void {
+  if (size > MAX_MESSAGE_BYTES) throw new ProtocolError(`message of ${size} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`);
+}
+
 /** One frame from an agent: a log chunk when binary, else one of its JSON messages. */
 export function parseAgentFrame(frame: Buffer, isBinary: boolean): AgentMessage {
   if (!isBinary) return parseMessage(agentMessage, frame);
-  if (frame.length > MAX_MESSAGE_BYTES) throw new ProtocolError(`message of ${frame.length} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit`);
+  checkSize(frame.length);
   const log = decodeLogFrame(frame);
   if ('error' in log) throw new ProtocolError(log.error);
   if (log.at < 1) throw new ProtocolError(`log chunk ${log.at} of job ${log.jobId.slice(0, 60)}: seqs start at 1`);
@@ -207,7 +210,8 @@ export function agentFrame(message: AgentMessage): string | Buffer {
 
 /** A close frame's reason: at most 123 bytes (RFC 6455), cut on a character boundary. */
 export function closeReason(text: string): string {
-  let out = text;
+  // Every character is a byte or more: past 123 characters nothing fits anyway.
+  let out = text.slice(0, 123);
   while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
   return out;
 }

@@ -5,7 +5,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DstackError } from '../../shared/errors.js';
-import { runGit } from '../../shared/git-run.js';
+import { isCommitName, runGit } from '../../shared/git-run.js';
 import { WorkTrees } from './work-trees.js';
 
 export interface CheckoutRequest {
@@ -119,11 +119,6 @@ function authEnv(token: string | undefined): Record<string, string> {
   const env: Record<string, string> = { GIT_CONFIG_COUNT: String(config.length) };
   config.forEach(([key, value], i) => Object.assign(env, { [`GIT_CONFIG_KEY_${i}`]: key, [`GIT_CONFIG_VALUE_${i}`]: value }));
   return env;
-}
-
-/** A commit's hex name, full or abbreviated: anything else is not passed to git. */
-function isCommitName(commit: string): boolean {
-  return /^[0-9a-f]{4,64}$/i.test(commit);
 }
 
 async function hasCommit(mirror: string, commit: string): Promise<boolean> {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { DstackError } from '../../shared/errors.js';
-import { runGit } from '../../shared/git-run.js';
+import { isCommitName, runGit } from '../../shared/git-run.js';
 import { removeTree } from '../remove-tree.js';
 
 /** Clean trees kept per repository, beyond those lent out: enough for jobs one after another. */
@@ -62,7 +62,7 @@ export class WorkTrees {
 
   /** The commit's files at `dest` (which must not exist yet): a kept tree when there is one. */
   async checkOut(mirror: string, commit: string, dest: string): Promise<void> {
-    if (!/^[0-9a-f]{4,64}$/i.test(commit)) throw new DstackError('DSTACK_ERR_CHECKOUT', `'${commit.slice(0, 80)}' is not a commit's name`);
+    if (!isCommitName(commit)) throw new DstackError('DSTACK_ERR_CHECKOUT', `'${commit.slice(0, 80)}' is not a commit's name`);
     await fsp.mkdir(path.dirname(dest), { recursive: true });
     if (!this.idle.some((t) => t.mirror === mirror)) await this.settled(mirror);
     const at = this.idle.findLastIndex((t) => t.mirror === mirror);
@@ -109,22 +109,22 @@ export class WorkTrees {
       await this.discard(tree, dest);
       return;
     }
-    let done!: () => void;
-    const back = new Promise<void>((resolve) => (done = resolve));
+    const moved = this.moveOut(tree, dest);
+    const back = moved.then((uid) => (uid === undefined ? this.discard(tree, dest) : this.putBack(tree, uid))).catch(() => {});
     returning.push(back);
-    const settle = () => {
-      returning.splice(returning.indexOf(back), 1);
-      done();
-    };
+    void back.finally(() => returning.splice(returning.indexOf(back), 1));
+    // `dest` is gone once moved; when it was not, once removed.
+    if ((await moved) === undefined) await back;
+  }
+
+  /** Renames the tree out of the job's folder, if it is still the folder lent; its owner's uid, or undefined. */
+  private async moveOut(tree: Tree, dest: string): Promise<number | undefined> {
     const st = await fsp.lstat(dest).catch(() => undefined);
-    const home = this.folder(tree);
-    const moved = st?.isDirectory() && st.dev === tree.dev && st.ino === tree.ino && (await fsp.rename(dest, home).then(() => true, () => false));
-    if (!moved || !st) {
-      await this.discard(tree, dest);
-      settle();
-      return;
-    }
-    void this.putBack(tree, home, st.uid).finally(settle);
+    if (!st?.isDirectory() || st.dev !== tree.dev || st.ino !== tree.ino) return undefined;
+    return fsp.rename(dest, this.folder(tree)).then(
+      () => st.uid,
+      () => undefined,
+    );
   }
 
   /** Trees of a mirror on their way back to `idle`. */
@@ -134,7 +134,8 @@ export class WorkTrees {
     return list;
   }
 
-  private async putBack(tree: Tree, home: string, uid: number): Promise<void> {
+  private async putBack(tree: Tree, uid: number): Promise<void> {
+    const home = this.folder(tree);
     try {
       await ownFolders(home, uid);
       await git(tree, home, ['clean', '-ffdxq']);

@@ -6,6 +6,7 @@ import type { StopMode } from '../../app/scheduler/scheduler.js';
 import type { JobRow, RunRow } from '../../app/store/store.js';
 import { DstackError, type ErrorCode } from '../../shared/errors.js';
 import { decodeLogFrame } from '../../shared/log-frame.js';
+import { closeReason } from '../../shared/protocol.js';
 import { referencedSecrets } from '../../shared/secrets.js';
 import type { ServerConfig } from '../local/config-file.js';
 import { dstackHome } from '../local/home.js';
@@ -189,7 +190,7 @@ export class RemoteClient implements DstackClient {
       ws.on('message', (raw: Buffer, isBinary) => {
         if (isBinary) {
           const frame = decodeLogFrame(raw);
-          if ('error' in frame) ws.close(1008, frame.error.slice(0, 120));
+          if ('error' in frame) ws.close(1008, closeReason(frame.error));
           else log(frame.jobId, frame.data);
           return;
         }

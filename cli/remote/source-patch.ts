@@ -75,7 +75,8 @@ async function newestOnRemote(repoDir: string, remote: string): Promise<string |
 async function diffSince(top: string, base: string): Promise<Readable> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dstack-patch-'));
   const index = path.join(dir, 'index');
-  const env = gitEnv({ GIT_INDEX_FILE: index });
+  const indexEnv = { GIT_INDEX_FILE: index };
+  const env = gitEnv(indexEnv);
   try {
     const own = path.resolve(top, (await runGit(['rev-parse', '--git-path', 'index'], { cwd: top })).trim());
     const copied = await fsp.copyFile(own, index).then(
@@ -88,8 +89,8 @@ async function diffSince(top: string, base: string): Promise<Readable> {
       },
       () => false, // no index yet (nothing was ever added)
     );
-    if (!copied) await runGit(['read-tree', 'HEAD'], { cwd: top, env: { GIT_INDEX_FILE: index } });
-    await runGit(['add', '-A'], { cwd: top, env: { GIT_INDEX_FILE: index } });
+    if (!copied) await runGit(['read-tree', 'HEAD'], { cwd: top, env: indexEnv });
+    await runGit(['add', '-A'], { cwd: top, env: indexEnv });
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw fail(`cannot read the changes in ${top}: ${err instanceof Error ? err.message.trim() : String(err)}`);

@@ -286,7 +286,7 @@ describe('the agent hub', () => {
       expect(s.job(jobId)).toMatchObject({ status: 'aborted', reason: 'its log lost chunk 3: the server does not have them and agent box no longer does (it sent chunk 4), so the log cannot be whole' });
       // What else comes of that job is acknowledged and dropped; its end is taken as it was.
       box.log(jobId, 5, 'five\n');
-      await waitFor(async () => (await box.next('ack', jobId)).seq === 5, 10_000, 'the ack of chunk 5');
+      await box.acked(jobId, 5);
       box.status(jobId, 'aborted', { reason: 'aborted by the user' });
       expect(await box.next('ack', jobId)).toMatchObject({ final: true });
       expect(s.job(jobId).reason).toMatch(/^its log lost chunk 3:/);
@@ -312,7 +312,7 @@ describe('the agent hub', () => {
       const bytes = Buffer.from([0x1b, 0x5b, 0x32, 0x6d, 0xff, 0x00, 0x0a]);
       box.log(jobId, 1, 'first\n');
       box.ws.send(agentFrame({ type: 'log', jobId, seq: 2, data: bytes }));
-      await waitFor(async () => (await box.next('ack', jobId)).seq === 2, 10_000, 'the ack of chunk 2');
+      await box.acked(jobId, 2);
       box.status(jobId, 'done', { exitCode: 0 });
       await box.next('ack', jobId);
       const user = s.server.tokens.create('acme', 'user').token;

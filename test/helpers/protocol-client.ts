@@ -81,6 +81,11 @@ export class ProtocolClient {
     return found as Extract<AppMessage, { type: T }>;
   }
 
+  /** Waits for the ack of chunk `seq` of `jobId` (the chunks that came together get one ack, of the highest). */
+  async acked(jobId: string, seq: number, ms = 10_000): Promise<void> {
+    await waitFor(async () => (await this.next('ack', jobId, ms)).seq === seq, ms, `the ack of chunk ${seq}`);
+  }
+
   /** Resolves with the close code and reason once the server has closed the socket. */
   async waitClosed(ms = 10_000): Promise<{ code: number; reason: string }> {
     return (await waitFor(() => this.closed, ms, 'the socket to close'))!;
