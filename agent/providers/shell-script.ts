@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { shellJoin, shellQuote } from '../../shared/shell-quote.js';
-import { PtyProcess } from '../pty-process.js';
+import { spawnPty } from '../pty-process.js';
 import type { RunningProvider } from './provider.js';
 
 /**
@@ -24,7 +24,7 @@ export function setRunArgs(runArgs: readonly string[]): string {
 
 /** Runs the job's script in bash under a pty on this machine. */
 export function runHostScript(hostJobDir: string, cwd: string, env: Record<string, string>, onData: (d: Buffer) => void): RunningProvider {
-  const proc = new PtyProcess({ file: 'bash', args: ['--noprofile', '--norc', path.join(hostJobDir, 'job.sh')], cwd, env, onData });
+  const proc = spawnPty({ file: 'bash', args: ['--noprofile', '--norc', path.join(hostJobDir, 'job.sh')], cwd, env, onData });
   return {
     exited: proc.exited.then(({ exitCode, signal }) => (signal ? 128 + signal : exitCode)),
     signal: (sig) => proc.signal(sig),

@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+
+/** The most read at once: large enough that a fast job costs few reads, small enough to stay light in memory. */
+const READ_BYTES = 256 * 1024;
+/** The wait after a read that found less than a full buffer, so a job printing a line at a time costs a read every few milliseconds, not one per line. */
+const TRICKLE_MS = 5;
+/** The wait at the end of the file, while the writer may still add to it. */
+const IDLE_MS = 20;
+/** Read bytes are handed back to the filesystem (a hole is punched) every this many. */
+const PUNCH_EVERY = 64 * 1024 * 1024;
+
+/**
+ * Follows a file another process writes, handing on what it adds, in order. The writer never
+ * waits for the reader: however busy the reader's event loop, the file takes the writer's output
+ * at once. What has been read is punched out of the file as it goes (`fallocate --punch-hole`,
+ * where the filesystem can), so a long job's output does not pile up on disk.
+ */
+export class FileTail {
+  private readonly fd: number;
+  private offset = 0;
+  private punched = 0;
+  private canPunch = true;
+  private paused = false;
+  private reading = false;
+  private timer: NodeJS.Timeout | undefined;
+  private writerDone = false;
+  private closed = false;
+  private finished: (() => void) | undefined;
+  readonly done: Promise<void>;
+
+  constructor(private readonly file: string, private readonly onData: (data: Buffer) => void) {
+    this.fd = fs.openSync(file, 'r');
+    this.done = new Promise((resolve) => (this.finished = resolve));
+    this.read();
+  }
+
+  /** The writer has finished: read to the end of the file, then `done` settles. */
+  writerEnded(): void {
+    this.writerDone = true;
+    this.wake();
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    this.read();
+  }
+
+  private read(): void {
+    if (this.reading || this.paused || this.closed) return;
+    this.reading = true;
+    const buf = Buffer.allocUnsafeSlow(READ_BYTES);
+    fs.read(this.fd, buf, 0, buf.length, this.offset, (err, n) => {
+      this.reading = false;
+      if (err) n = 0; // a read error reads as the end: the writer's exit then ends the tail
+      if (n > 0) {
+        this.offset += n;
+        this.onData(buf.subarray(0, n));
+        this.punch();
+      }
+      if (n === buf.length) return this.read();
+      if (n === 0 && this.writerDone) return this.close();
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.read();
+      }, n > 0 ? TRICKLE_MS : IDLE_MS);
+    });
+  }
+
+  private punch(): void {
+    if (!this.canPunch || this.offset - this.punched < PUNCH_EVERY) return;
+    const upTo = this.offset - (this.offset % (1024 * 1024));
+    this.punched = upTo;
+    execFile('fallocate', ['--punch-hole', '--offset', '0', '--length', String(upTo), this.file], (err) => {
+      // No fallocate, or a filesystem without holes: the file keeps its blocks until it is removed.
+      if (err) this.canPunch = false;
+    });
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
+    this.finished?.();
+  }
+}
