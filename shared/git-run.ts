@@ -8,8 +8,8 @@ export function isCommitName(commit: string): boolean {
 
 /**
  * Runs one git command and resolves with its stdout; rejects with git's stderr as the message.
- * For commands that print nothing on success (`add`, `read-tree`, `cat-file -e`), where simple-git
- * waits 50 ms more after git has exited, every time.
+ * Plain execFile, no wrapper library: the one used before waited 50 ms more after each command
+ * that prints nothing on success (`add`, `read-tree`, `cat-file -e`).
  */
 export function runGit(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<string> {
   return new Promise((resolve, reject) =>

@@ -91,6 +91,8 @@ export interface DstackClient {
   pruneCache(root: string, workflow: string): Promise<number>;
   /** A name for a new run (`${{ run.name }}` is resolved with it). */
   newRunName(): Promise<string>;
+  /** Starts reading what a submit of the folder at `root` needs (remote mode: the code to send), while the run is planned. */
+  prepare?(root: string): void;
   /** Submits a run; with `detach` it goes on elsewhere. */
   submit(request: SubmitRequest): Promise<RunView>;
   /**

@@ -13,6 +13,7 @@ import { dstackHome } from '../local/home.js';
 import { SecretStore } from '../local/secret-store.js';
 import { paint } from '../output/colors.js';
 import type { LogPrinter } from '../output/log-printer.js';
+import type { SourcePatch } from '../remote/source-patch.js';
 import type { ArtifactInfo, ClientRun, DstackClient, JobEvent, LogSink, RunListQuery, SubmitRequest, TagInfo } from './dstack-client.js';
 
 /** A run as the server's user API sends it (app/server/user-views.ts). */
@@ -47,6 +48,7 @@ export class RemoteClient implements DstackClient {
   readonly mode = 'remote';
   readonly url: string;
   private readonly token: string;
+  private prepared: { root: string; source: Promise<SourcePatch> } | undefined;
 
   constructor(server: ServerConfig, private readonly env: NodeJS.ProcessEnv = process.env) {
     this.url = server.url.replace(/\/+$/, '');
@@ -124,9 +126,10 @@ export class RemoteClient implements DstackClient {
 
   /** Sends the code (the newest pushed commit and one patch of the rest), then the run with the values of the secrets it uses. */
   async submit(request: SubmitRequest): Promise<RunView> {
-    const { sourcePatch } = await import('../remote/source-patch.js');
-    const source = await sourcePatch(request.root);
-    const patch = await nonEmpty(source.patch);
+    const prepared = this.prepared?.root === request.root ? this.prepared.source : undefined;
+    this.prepared = undefined;
+    const source = await (prepared ?? this.readSource(request.root));
+    const patch = await nonEmpty(source.openPatch());
     let patchId: string | null = null;
     if (patch) {
       const res = await this.request('POST', '/api/patches', { body: patch, type: 'application/octet-stream' });
@@ -254,7 +257,24 @@ export class RemoteClient implements DstackClient {
 
   async sweep(): Promise<void> {}
 
-  close(): void {}
+  /** Reads the code a submit of `root` sends now, so git works while the run is being planned. */
+  prepare(root: string): void {
+    const source = this.readSource(root);
+    // Its failure is the submit's to report.
+    source.catch(() => {});
+    this.prepared = { root, source };
+  }
+
+  private async readSource(root: string): Promise<SourcePatch> {
+    const { sourcePatch } = await import('../remote/source-patch.js');
+    return sourcePatch(root);
+  }
+
+  close(): void {
+    // Prepared for a submit that never came (the run was refused before it was sent).
+    void this.prepared?.source.then((s) => s.discard(), () => {});
+    this.prepared = undefined;
+  }
 }
 
 /** A server's run as the commands' RunView (what the API never sends — secrets, the patch's key — is null). */

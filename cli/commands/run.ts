@@ -39,6 +39,7 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
   const labels = checkLabels([...(opts.label ?? []), ...(parsed.labels ?? [])]);
 
   const client = await openClient();
+  client.prepare?.(root);
   try {
     const home = dstackHome();
     const runName = await client.newRunName();

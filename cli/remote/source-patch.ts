@@ -4,7 +4,6 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { simpleGit } from 'simple-git';
 import { DstackError } from '../../shared/errors.js';
 import { gitEnv } from '../../shared/git-env.js';
 import { runGit } from '../../shared/git-run.js';
@@ -14,33 +13,71 @@ export interface SourcePatch {
   repoUrl: string;
   /** The newest commit of HEAD's history that the remote has. */
   commit: string;
-  /** Everything since, as one binary diff: local commits, staged and unstaged changes, untracked files .gitignore does not exclude. */
-  patch: Readable;
+  /**
+   * Everything since, as one binary diff: local commits, staged and unstaged changes, untracked
+   * files .gitignore does not exclude. Once: the staged index it is made from is removed after.
+   */
+  openPatch(): Readable;
+  /** Removes the staged index where the patch is never opened. */
+  discard(): void;
 }
 
 /**
  * What `dstack run` sends to a server: the repository's remote, the newest commit it has, and one
  * patch of the rest (seed 001: "you don't have to commit them"). The user's index and work tree
- * are left exactly as they were: the patch is made with an index of its own.
+ * are left exactly as they were: the patch is made with an index of its own. The changes are
+ * staged into that index while the remote's commit is looked for: neither waits for the other,
+ * and each round of git commands runs side by side.
  */
 export async function sourcePatch(repoDir: string): Promise<SourcePatch> {
-  const { top, remote, repoUrl } = await repoRemote(repoDir);
-  const commit = await newestOnRemote(repoDir, remote);
-  if (!commit) throw fail(`HEAD shares no commit with '${remote}' (${repoUrl}); push your branch first (git push -u ${remote} HEAD)`);
-  return { repoUrl, commit, patch: await diffSince(top, commit) };
+  const repo = await repoAt(repoDir);
+  const staged = stageAll(repo);
+  // Handled here, so a failure while the remote is still being looked at is not an unhandled one.
+  staged.catch(() => {});
+  try {
+    const { remote, repoUrl } = await remoteOf(repo);
+    const commit = await newestOnRemote(repo.top, remote);
+    if (!commit) throw fail(`HEAD shares no commit with '${remote}' (${repoUrl}); push your branch first (git push -u ${remote} HEAD)`);
+    const index = await staged;
+    return { repoUrl, commit, openPatch: () => diffSince(repo.top, index, commit), discard: () => index.remove() };
+  } catch (err) {
+    void staged.then((index) => index.remove(), () => {});
+    throw err;
+  }
+}
+
+interface Repo {
+  top: string;
+  /** The user's index file. */
+  index: string;
+  remotes: string[];
+  /** The current branch's upstream (`origin/main`), or ''. */
+  upstream: string;
+}
+
+async function repoAt(repoDir: string): Promise<Repo> {
+  const git = (args: string[]) => runGit(args, { cwd: repoDir });
+  const [where, remotes, upstream] = await Promise.all([
+    git(['rev-parse', '--show-toplevel', '--git-path', 'index']).catch(() => undefined),
+    git(['remote']).catch(() => ''),
+    git(['rev-parse', '--abbrev-ref', '--symbolic-full-name', '@{upstream}']).catch(() => ''),
+  ]);
+  const [top, index] = where?.split('\n') ?? [];
+  if (!top || !index) throw fail(`${repoDir} is not in a git repository; runs on a server need one with a remote (git init, git remote add origin URL, git push)`);
+  return { top, index: path.resolve(repoDir, index), remotes: remotes.split('\n').filter(Boolean), upstream: upstream.trim() };
 }
 
 /** The repository's top folder and the remote agents fetch from: the upstream's, else `origin`, else the first. */
 export async function repoRemote(repoDir: string): Promise<{ top: string; remote: string; repoUrl: string }> {
-  const git = simpleGit({ baseDir: repoDir });
-  const top = await git.revparse(['--show-toplevel']).catch(() => undefined);
-  if (!top) throw fail(`${repoDir} is not in a git repository; runs on a server need one with a remote (git init, git remote add origin URL, git push)`);
-  const remotes = (await git.getRemotes()).map((r) => r.name);
-  const upstream = await git.revparse(['--abbrev-ref', '--symbolic-full-name', '@{upstream}']).catch(() => '');
-  const remote = upstream.split('/')[0] || (remotes.includes('origin') ? 'origin' : remotes[0]);
-  if (!remote) throw fail(`the repository at ${top} has no remote; add one the agents can fetch (git remote add origin URL) and push`);
-  const repoUrl = (await git.remote(['get-url', remote]))!.trim();
-  return { top, remote, repoUrl: absoluteRemote(repoUrl, top) };
+  const repo = await repoAt(repoDir);
+  return { top: repo.top, ...(await remoteOf(repo)) };
+}
+
+async function remoteOf(repo: Repo): Promise<{ remote: string; repoUrl: string }> {
+  const remote = repo.upstream.split('/')[0] || (repo.remotes.includes('origin') ? 'origin' : repo.remotes[0]);
+  if (!remote) throw fail(`the repository at ${repo.top} has no remote; add one the agents can fetch (git remote add origin URL) and push`);
+  const repoUrl = (await runGit(['remote', 'get-url', remote], { cwd: repo.top })).trim();
+  return { remote, repoUrl: absoluteRemote(repoUrl, repo.top) };
 }
 
 /**
@@ -53,52 +90,60 @@ function absoluteRemote(url: string, top: string): string {
   return isUrl || isScp || path.isAbsolute(url) ? url : path.resolve(top, url);
 }
 
-/** The newest commit of HEAD's history that some branch of `remote` (as last fetched) contains. */
-async function newestOnRemote(repoDir: string, remote: string): Promise<string | undefined> {
-  const git = simpleGit({ baseDir: repoDir });
-  const refs = (await git.raw(['for-each-ref', '--format=%(objectname)', `refs/remotes/${remote}`])).split('\n').filter(Boolean);
-  let best: { commit: string; depth: number } | undefined;
-  for (const ref of new Set(refs)) {
-    const base = (await git.raw(['merge-base', 'HEAD', ref]).catch(() => '')).trim();
-    if (!base) continue;
-    const depth = Number((await git.raw(['rev-list', '--count', base])).trim());
-    if (!best || depth > best.depth) best = { commit: base, depth };
-  }
-  return best?.commit;
+/**
+ * The newest commit of HEAD's history that some branch of `remote` (as last fetched) contains:
+ * the merge base of HEAD and all those branches at once (git's "hypothetical merge" of them), so
+ * one command however many branches the remote has.
+ */
+async function newestOnRemote(top: string, remote: string): Promise<string | undefined> {
+  const refs = [...new Set((await runGit(['for-each-ref', '--format=%(objectname)', `refs/remotes/${remote}`], { cwd: top })).split('\n').filter(Boolean))];
+  if (refs.length === 0) return undefined;
+  const base = await runGit(['merge-base', 'HEAD', ...refs], { cwd: top }).catch(() => ''); // exit 1: nothing in common
+  return base.trim().split('\n')[0] || undefined;
+}
+
+/** A private index with the work tree staged into it, as git would commit it now. */
+interface StagedIndex {
+  env: Record<string, string>;
+  remove(): void;
 }
 
 /**
- * `git diff --binary BASE` of the work tree as git would commit it now, through a temporary index:
- * a copy of the user's, so `git add -A` hashes only the files changed since git last looked (a
- * fresh index would have it read and hash every file of the repository on every run).
+ * The work tree staged into a temporary index: a copy of the user's, so `git add -A` hashes only
+ * the files changed since git last looked (a fresh index would have it read and hash every file of
+ * the repository on every run).
  */
-async function diffSince(top: string, base: string): Promise<Readable> {
+async function stageAll(repo: Repo): Promise<StagedIndex> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dstack-patch-'));
   const index = path.join(dir, 'index');
   const indexEnv = { GIT_INDEX_FILE: index };
-  const env = gitEnv(indexEnv);
+  const staged = { env: gitEnv(indexEnv), remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
   try {
-    const own = path.resolve(top, (await runGit(['rev-parse', '--git-path', 'index'], { cwd: top })).trim());
-    const copied = await fsp.copyFile(own, index).then(
+    const copied = await fsp.copyFile(repo.index, index).then(
       // With the original's times: git takes entries as changed-maybe ("racily clean") by
       // comparing files' times with the index's, and a copy made now would hide an edit.
       async () => {
-        const st = await fsp.stat(own);
+        const st = await fsp.stat(repo.index);
         await fsp.utimes(index, st.atime, st.mtime);
         return true;
       },
       () => false, // no index yet (nothing was ever added)
     );
-    if (!copied) await runGit(['read-tree', 'HEAD'], { cwd: top, env: indexEnv });
-    await runGit(['add', '-A'], { cwd: top, env: indexEnv });
+    if (!copied) await runGit(['read-tree', 'HEAD'], { cwd: repo.top, env: indexEnv });
+    await runGit(['add', '-A'], { cwd: repo.top, env: indexEnv });
+    return staged;
   } catch (err) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw fail(`cannot read the changes in ${top}: ${err instanceof Error ? err.message.trim() : String(err)}`);
+    staged.remove();
+    throw fail(`cannot read the changes in ${repo.top}: ${err instanceof Error ? err.message.trim() : String(err)}`);
   }
-  const diff = spawn('git', ['diff', '--cached', '--binary', '--no-color', '--no-ext-diff', base], { cwd: top, env, stdio: ['ignore', 'pipe', 'ignore'] });
+}
+
+/** `git diff --binary BASE` of the staged index; the index is removed after. */
+function diffSince(top: string, staged: StagedIndex, base: string): Readable {
+  const diff = spawn('git', ['diff', '--cached', '--binary', '--no-color', '--no-ext-diff', base], { cwd: top, env: staged.env, stdio: ['ignore', 'pipe', 'ignore'] });
   // Read from the start (Node discards a child's unread output when it exits); remove the index after.
   const out = diff.stdout.pipe(new PassThrough());
-  diff.on('close', () => fs.rmSync(dir, { recursive: true, force: true }));
+  diff.on('close', () => staged.remove());
   return out;
 }
 

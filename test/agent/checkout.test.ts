@@ -92,7 +92,7 @@ describe('a run sent to agents: the patch of local work, and the checkout of it'
     expect(sent.repoUrl).toBe(remote);
     expect(sent.commit).toBe(git(remote, 'rev-parse', 'main'));
     const dest = path.join(tempDir(), 'work');
-    await new RepoMirrors(tempDir()).checkout({ repoUrl: sent.repoUrl, commit: sent.commit, patch: sent.patch, dest });
+    await new RepoMirrors(tempDir()).checkout({ repoUrl: sent.repoUrl, commit: sent.commit, patch: sent.openPatch(), dest });
     expect(tree(dest)).toEqual(tree(clone, ['data', 'debug.log']));
     // The user's index and work tree are as they were.
     expect(git(clone, 'status', '--porcelain')).toBe(status);
@@ -177,7 +177,7 @@ describe('a run sent to agents: the patch of local work, and the checkout of it'
     const before = fs.readFileSync(path.join(clone, '.git', 'index'));
     const sent = await sourcePatch(clone);
     const dest = path.join(tempDir(), 'work');
-    await new RepoMirrors(tempDir()).checkout({ repoUrl: remote, commit: sent.commit, patch: sent.patch, dest });
+    await new RepoMirrors(tempDir()).checkout({ repoUrl: remote, commit: sent.commit, patch: sent.openPatch(), dest });
     expect(tree(dest)).toEqual(tree(clone, ['secrets.env']));
     expect(fs.readFileSync(path.join(clone, '.git', 'index')).equals(before)).toBe(true);
   });
