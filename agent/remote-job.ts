@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { isFinal, type JobStatus } from '../shared/job-status.js';
-import type { AgentMessage, AppMessage } from '../shared/protocol.js';
+import { LOG_WINDOW_CHUNKS, type AgentMessage, type AppMessage } from '../shared/protocol.js';
 import type { RepoMirrors } from './checkout/repo-mirrors.js';
 import type { ArchiveRef, JobIO } from './job-io.js';
 import { JobHttp } from './job-http.js';
@@ -13,8 +13,6 @@ import { LogSpool } from './log-spool.js';
 type Offer = Extract<AppMessage, { type: 'offer' }>;
 type StatusMessage = Extract<AgentMessage, { type: 'status' }>;
 
-/** Log chunks sent and not yet acknowledged, at most: bounds what sits in the socket's buffers (64 × 64 KiB). */
-const WINDOW_CHUNKS = 64;
 
 /** What a job needs of the agent that runs it. */
 export interface RemoteJobContext {
@@ -212,7 +210,7 @@ export class RemoteJob {
   /** Sends chunks in seq order from the spool while the window allows, then the latest status once every chunk before it is out. */
   private pump(): void {
     if (!this.ready || this.dropped || !this.spool) return;
-    while (this.sent < this.pushed && this.sent - this.acked < WINDOW_CHUNKS) {
+    while (this.sent < this.pushed && this.sent - this.acked < LOG_WINDOW_CHUNKS) {
       const chunk = this.latest?.seq === this.sent + 1 ? this.latest : this.spool.read(this.sent + 1);
       if (!chunk) {
         // Acknowledged meanwhile (it can be no other way: the spool keeps every chunk until then).

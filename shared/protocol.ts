@@ -25,6 +25,15 @@ export const PROTOCOL_VERSION = 3;
  */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 
+/**
+ * Log chunks an agent sends ahead of the server's ack, at most (64 × 64 KiB in the sockets'
+ * buffers). The server acks at least every quarter of that, so the window never runs dry, and
+ * within ACK_DELAY_MS of any chunk: not each chunk, as each ack is a packet that wakes the agent.
+ */
+export const LOG_WINDOW_CHUNKS = 64;
+export const ACK_EVERY_CHUNKS = LOG_WINDOW_CHUNKS / 4;
+export const ACK_DELAY_MS = 20;
+
 /** WebSocket close codes used by the protocol (RFC 6455). */
 export const CLOSE = {
   normal: 1000,

@@ -1,6 +1,6 @@
 import { WebSocket } from 'ws';
 import { isFinal, type JobStatus } from '../../shared/job-status.js';
-import { CLOSE, PROTOCOL_VERSION, type AgentMessage, type AppMessage } from '../../shared/protocol.js';
+import { ACK_DELAY_MS, ACK_EVERY_CHUNKS, CLOSE, PROTOCOL_VERSION, type AgentMessage, type AppMessage } from '../../shared/protocol.js';
 import type { Gpu, MachineResources } from '../../shared/resources.js';
 import { referencedSecrets } from '../../shared/secrets.js';
 import { JOB_TOKEN_TTL_MS, type JobTokens } from '../auth/job-tokens.js';
@@ -286,9 +286,10 @@ export class RemoteAgent implements Agent {
     // agent no longer has them (the server lost what it had acknowledged, say), so that job
     // is aborted; the agent's other jobs go on. What it still sends of that job is acknowledged unread.
     const acked = tracked.logLost ? seq : seq > last + 1 ? this.logGap(tracked, last, seq) : seq <= last ? last : tracked.endpoint.appendLog(seq, data);
-    // One ack for all the chunks that came in one read of the socket, not one per chunk.
+    // One ack for many chunks: after a quarter of the agent's window, else a moment later.
     this.pendingAcks.set(jobId, acked);
-    this.ackTimer ??= setImmediate(() => this.flushAcks());
+    if (++this.chunksSinceAck >= ACK_EVERY_CHUNKS) this.flushAcks();
+    else this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS);
   }
 
   /** Aborts a job whose log has a gap that cannot be filled, and stops it on the agent; returns the seq to ack. */
@@ -305,11 +306,13 @@ export class RemoteAgent implements Agent {
   }
 
   private readonly pendingAcks = new Map<string, number>();
-  private ackTimer: NodeJS.Immediate | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private chunksSinceAck = 0;
 
   private flushAcks(): void {
-    clearImmediate(this.ackTimer);
+    clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
+    this.chunksSinceAck = 0;
     for (const [jobId, seq] of this.pendingAcks) this.send({ type: 'ack', jobId, seq });
     this.pendingAcks.clear();
   }

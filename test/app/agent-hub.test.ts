@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createServer, type DstackServer } from '../../app/server/server.js';
 import { WebSocket } from 'ws';
 import { decodeLogFrame, encodeLogFrame } from '../../shared/log-frame.js';
-import { agentFrame, CLOSE, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { ACK_DELAY_MS, ACK_EVERY_CHUNKS, agentFrame, CLOSE, LOG_WINDOW_CHUNKS, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { tempDir, waitFor } from '../helpers/cli.js';
 import { ProtocolClient } from '../helpers/protocol-client.js';
@@ -20,6 +20,8 @@ interface Setup {
   submit(plan?: ResolvedWorkflow[], owner?: string): string;
   job(id: string): ReturnType<DstackServer['state']['service']['job']> & object;
   agent(options?: Parameters<typeof ProtocolClient.connect>[2] & { owner?: string; token?: string }): Promise<ProtocolClient>;
+  /** Submits a one-job run and has `agent` take it; its job's id. */
+  started(agent: ProtocolClient): Promise<string>;
 }
 
 let runs = 0;
@@ -40,7 +42,7 @@ async function setup(options: { dataDir?: string; lostAfterMs?: number; acceptWi
     if (!tokens.has(owner)) tokens.set(owner, server.tokens.create(owner, 'agent').token);
     return tokens.get(owner)!;
   };
-  return {
+  const setup: Setup = {
     server,
     url,
     logs,
@@ -65,7 +67,14 @@ async function setup(options: { dataDir?: string; lostAfterMs?: number; acceptWi
       clients.push(client);
       return client;
     },
+    async started(agent) {
+      const jobId = `${setup.submit()}-0`;
+      await agent.next('offer', jobId);
+      await agent.take(jobId);
+      return jobId;
+    },
   };
+  return setup;
 }
 
 /** Closes what a test opened (servers last, so their sockets close first). */
@@ -117,9 +126,7 @@ describe('the agent hub', () => {
     try {
       const { id, token } = s.server.tokens.create('acme', 'agent');
       const box = await s.agent({ name: 'box', token });
-      const jobId = `${s.submit()}-0`;
-      await box.next('offer', jobId);
-      await box.take(jobId);
+      const jobId = await s.started(box);
       box.status(jobId, 'running');
       await waitFor(() => s.job(jobId).status === 'running', 5000, 'the job to run');
       s.server.tokens.revoke(id);
@@ -261,16 +268,45 @@ describe('the agent hub', () => {
     }
   });
 
+  it('acks a stream of chunks once per quarter of the window, and a lone chunk within moments', async () => {
+    const s = await setup();
+    try {
+      const box = await s.agent();
+      const jobId = await s.started(box);
+      const started = Date.now();
+      box.log(jobId, 1, 'lone\n');
+      await box.acked(jobId, 1);
+      expect(Date.now() - started).toBeLessThan(2000);
+      // A window's worth, one chunk every 2 ms (each in a socket read of its own, as a job's output
+      // comes): an ack per ACK_EVERY_CHUNKS or per ACK_DELAY_MS, not one per chunk.
+      const last = 1 + LOG_WINDOW_CHUNKS;
+      const sending = (async () => {
+        for (let seq = 2; seq <= last; seq++) {
+          box.log(jobId, seq, `line ${seq}\n`);
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+      const seqs: number[] = [];
+      await waitFor(async () => {
+        seqs.push((await box.next('ack', jobId)).seq);
+        return seqs.at(-1) === last;
+      }, 10_000, 'the ack of the last chunk');
+      await sending;
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(seqs.length).toBeGreaterThanOrEqual(LOG_WINDOW_CHUNKS / ACK_EVERY_CHUNKS);
+      expect(seqs.length).toBeLessThanOrEqual(Math.ceil((LOG_WINDOW_CHUNKS * 2) / ACK_DELAY_MS) + LOG_WINDOW_CHUNKS / ACK_EVERY_CHUNKS);
+      expect(s.server.state.service.lastLogSeq(jobId)).toBe(1 + LOG_WINDOW_CHUNKS);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('drops a log chunk sent again, and aborts a job whose log has a gap no resend can fill, the others going on', async () => {
     const s = await setup();
     try {
       const box = await s.agent();
-      const jobId = `${s.submit()}-0`;
-      await box.next('offer', jobId);
-      await box.take(jobId);
-      const other = `${s.submit()}-0`;
-      await box.next('offer', other);
-      await box.take(other);
+      const jobId = await s.started(box);
+      const other = await s.started(box);
       box.log(jobId, 1, 'one\n');
       box.log(jobId, 1, 'one\n');
       box.log(jobId, 2, 'two\n');
@@ -380,9 +416,7 @@ describe('the agent hub', () => {
     const s = await setup({ lostAfterMs: 5000 });
     try {
       const box = await s.agent({ name: 'box' });
-      const jobId = `${s.submit()}-0`;
-      await box.next('offer', jobId);
-      await box.take(jobId);
+      const jobId = await s.started(box);
       box.status(jobId, 'running');
       box.log(jobId, 1, 'before\n');
       await box.next('ack', jobId);
