@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { ChunkRing } from './chunk-ring.js';
 import type { LogChunk } from './log-streamer.js';
 
 /** Each segment file holds about this much before a new one starts. */
@@ -35,9 +36,9 @@ export class LogSpool {
   private readonly spare: Segment[] = [];
   private acked = 0;
   private unackedBytes = 0;
-  private memoryUsed = 0;
-  /** Each unacknowledged chunk, oldest first: its bytes while in memory, else where it is on disk. */
-  private readonly sizes: { seq: number; bytes: number; data?: Buffer; seg?: Segment; pos: number }[] = [];
+  private readonly memory: ChunkRing;
+  /** Each unacknowledged chunk, oldest first: where it is in memory (`inMemory`), else on disk (`seg`). */
+  private readonly sizes: { seq: number; bytes: number; inMemory: boolean; seg?: Segment; pos: number }[] = [];
   private head = 0;
   private readonly waiters: (() => void)[] = [];
   private made = false;
@@ -45,8 +46,10 @@ export class LogSpool {
   constructor(
     private readonly dir: string,
     private readonly limitBytes = 512 * 1024 * 1024,
-    private readonly memoryBytes = 8 * 1024 * 1024,
-  ) {}
+    memoryBytes = 8 * 1024 * 1024,
+  ) {
+    this.memory = new ChunkRing(memoryBytes);
+  }
 
   /** The highest seq acknowledged so far. */
   get ackedSeq(): number {
@@ -56,12 +59,9 @@ export class LogSpool {
   /** Keeps a chunk until it is acknowledged; resolves once there is room for more. */
   push(chunk: LogChunk): Promise<void> | undefined {
     const bytes = HEADER + chunk.data.length;
-    if (this.memoryUsed + chunk.data.length <= this.memoryBytes) {
-      this.memoryUsed += chunk.data.length;
-      this.sizes.push({ seq: chunk.seq, bytes, data: chunk.data, pos: 0 });
-    } else {
-      this.sizes.push({ seq: chunk.seq, bytes, ...this.write(chunk) });
-    }
+    const pos = this.memory.put(chunk.data);
+    if (pos !== undefined) this.sizes.push({ seq: chunk.seq, bytes, inMemory: true, pos });
+    else this.sizes.push({ seq: chunk.seq, bytes, inMemory: false, ...this.write(chunk) });
     this.unackedBytes += bytes;
     if (this.unackedBytes < this.limitBytes) return undefined;
     return new Promise((resolve) => this.waiters.push(resolve));
@@ -92,10 +92,8 @@ export class LogSpool {
     while (this.head < this.sizes.length && this.sizes[this.head]!.seq <= seq) {
       const entry = this.sizes[this.head++]!;
       this.unackedBytes -= entry.bytes;
-      if (entry.data) {
-        this.memoryUsed -= entry.data.length;
-        entry.data = undefined; // held by nothing once acknowledged, though the entry waits to be compacted
-      }
+      // In memory, chunks are freed in the order they were put in: the order of their seqs.
+      if (entry.inMemory) this.memory.shift();
     }
     if (this.head > 1024) {
       this.sizes.splice(0, this.head);
@@ -115,7 +113,7 @@ export class LogSpool {
     if (this.unackedBytes < this.limitBytes) for (const wake of this.waiters.splice(0)) wake();
   }
 
-  /** The chunks not yet acknowledged, oldest first, those on disk read back one at a time (to resend). */
+  /** The chunks not yet acknowledged, oldest first, those on disk read back one at a time (to resend); each valid until acknowledged. */
   *unacked(): Generator<LogChunk> {
     for (let i = this.head; i < this.sizes.length; i++) {
       const chunk = this.read(this.sizes[i]!.seq);
@@ -126,7 +124,8 @@ export class LogSpool {
   /**
    * One unacknowledged chunk, read back from disk, or undefined when it is acknowledged or was never
    * pushed: a sender that is behind (after a reconnect, or waiting for acks) reads chunks one at a
-   * time from where it is, without reading those before.
+   * time from where it is, without reading those before. Its bytes are valid until it is
+   * acknowledged (in memory, the space is then used again): send them, do not keep them.
    */
   read(seq: number): LogChunk | undefined {
     const first = this.sizes[this.head];
@@ -134,7 +133,7 @@ export class LogSpool {
     // Chunks come with consecutive seqs, so the entry is found by subtraction.
     const entry = this.sizes[this.head + (seq - first.seq)];
     if (!entry || entry.seq !== seq) return undefined;
-    if (entry.data) return { seq, data: entry.data };
+    if (entry.inMemory) return { seq, data: this.memory.view(entry.pos, entry.bytes - HEADER) };
     const data = Buffer.alloc(entry.bytes - HEADER);
     fs.readSync(entry.seg!.fd, data, 0, data.length, entry.pos + HEADER);
     return { seq, data };
