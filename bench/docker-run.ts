@@ -85,7 +85,7 @@ const cliTimes: number[] = [];
 for (let i = 0; i < runs; i++) {
   dockerTimes.push(seconds('docker', ['run', '--rm', '--init', image, 'sh', '-c', 'echo hello']));
   runnerTimes.push(await runnerJob(ctx, project, docker));
-  cliTimes.push(seconds('node', [DSTACK, 'run', 'one']));
+  cliTimes.push(seconds(DSTACK, ['run', 'one']));
 }
 ctx.close();
 process.stdout.write(

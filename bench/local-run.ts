@@ -58,13 +58,13 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-timed('node', [DSTACK, 'run', 'one']); // warm the page cache
+timed(DSTACK, ['run', 'one']); // warm the page cache
 const helpTimes: number[] = [];
-for (let i = 0; i < runs; i++) helpTimes.push(timed('node', [DSTACK, '--help']).seconds);
+for (let i = 0; i < runs; i++) helpTimes.push(timed(DSTACK, ['--help']).seconds);
 const dstackTimes: number[] = [];
 const bashTimes: number[] = [];
 for (let i = 0; i < runs; i++) {
-  dstackTimes.push(timed('node', [DSTACK, 'run', 'one']).seconds);
+  dstackTimes.push(timed(DSTACK, ['run', 'one']).seconds);
   bashTimes.push(timed('bash', ['-c', 'echo hello']).seconds);
 }
 
@@ -79,9 +79,9 @@ let dstackBytes = 0;
 for (let i = 0; i < repeat; i++) {
   floors.push(timed('script', ['-qfec', bigCommand, '/dev/null'], outFile).seconds);
   floorBytes = fs.statSync(outFile).size;
-  const d = timed('node', [DSTACK, 'run', 'big'], outFile);
+  const d = timed(DSTACK, ['run', 'big'], outFile);
   dstacks.push(d.seconds);
-  const ps = spawnSync('node', [DSTACK, 'ps', '--json'], { cwd: repo, env });
+  const ps = spawnSync(DSTACK, ['ps', '--json'], { cwd: repo, env });
   const job = (JSON.parse(ps.stdout.toString()) as { jobs: { started_at: string; finished_at: string }[] }[])[0]!.jobs[0]!;
   jobs.push((Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000);
   rss = Math.max(rss, d.maxRssKb);

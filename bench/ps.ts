@@ -50,7 +50,7 @@ function fill(home: string, count: number): void {
 
 function measure(home: string, args: string[]): { seconds: number; maxRssMb: number } {
   const t = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, DSTACK, ...args], {
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', DSTACK, ...args], {
     env: { ...process.env, DSTACK_HOME: home, NO_COLOR: '1' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -75,7 +75,7 @@ export function benchRepoCopy(o: RepoCopyOptions): Record<string, unknown> {
       fs.rmSync(dest, { recursive: true, force: true });
       return t;
     };
-    const run = (cwd: string, workflow: string) => timed(cwd, process.execPath, [o.dstack, 'run', workflow], env);
+    const run = (cwd: string, workflow: string) => timed(cwd, o.dstack, ['run', workflow], env);
     cp();
     run(repo, 'one'); // warm the page cache and the home
     const floors: number[] = [];

@@ -87,8 +87,8 @@ const histogram = await api.metric('dstack_dispatch_latency_seconds');
 let command: Record<string, unknown> = { via: 'api', why: s.remote.why };
 if (s.remote.ok) {
   const typed = async (cmd: string, args: string[]) => (await timed(cmd, args, { cwd: repo.dir, env })).seconds;
-  await typed(process.execPath, [DSTACK, 'run', 'one']);
-  const { a: dstack, b: bash } = await interleaved(commandRuns, () => typed(process.execPath, [DSTACK, 'run', 'one']), () => typed('bash', ['-c', 'echo hello']));
+  await typed(DSTACK, ['run', 'one']);
+  const { a: dstack, b: bash } = await interleaved(commandRuns, () => typed(DSTACK, ['run', 'one']), () => typed('bash', ['-c', 'echo hello']));
   command = {
     via: 'cli',
     runs: commandRuns,

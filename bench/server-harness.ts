@@ -86,8 +86,8 @@ export interface Proc {
   stop(ms?: number): Promise<void>;
 }
 
-export function startProcess(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Proc {
-  const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startProcess(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT, command = process.execPath): Proc {
+  const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   let out = '';
   // Only the start of what it says is kept: a long bench must not grow with its processes' chatter.
@@ -130,7 +130,7 @@ export function createToken(dataDir: string, owner: string, kind: 'agent' | 'use
 
 /** `dstack-app` on a free port; resolves with its URL once it listens. */
 export async function startServer(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<Proc & { url: string }> {
-  const proc = startProcess([APP], { PORT: '0', DSTACK_DATA_DIR: dataDir, ...env });
+  const proc = startProcess([], { PORT: '0', DSTACK_DATA_DIR: dataDir, ...env }, ROOT, APP);
   const url = await waitFor(() => /listening on (http:\/\/\S+) /.exec(proc.output())?.[1] ?? (proc.child.exitCode !== null ? 'exited' : ''), 30_000, 'the server to listen');
   if (url === 'exited') throw new Error(`dstack-app exited: ${proc.output()}`);
   return { ...proc, url };
@@ -138,7 +138,8 @@ export async function startServer(dataDir: string, env: NodeJS.ProcessEnv = {}):
 
 /** `dstack-agent`; resolves once it says it is connected. */
 export async function startAgent(url: string, token: string, name: string, workDir: string): Promise<Proc> {
-  const proc = startProcess([AGENT, '--url', url, '--token', token, '--name', name, '--work-dir', workDir], {});
+  // Run as the installed command is, by its own first line (the node options it starts with).
+  const proc = startProcess(['--url', url, '--token', token, '--name', name, '--work-dir', workDir], {}, ROOT, AGENT);
   await waitFor(() => /connected/.test(proc.output()) || proc.child.exitCode !== null, 30_000, 'the agent to connect');
   if (proc.child.exitCode !== null) throw new Error(`dstack-agent exited: ${proc.output()}`);
   return proc;
@@ -380,7 +381,7 @@ export async function runAsTyped(s: ServerWithAgent, workflow: string, stdoutFil
   let name: string;
   let cliRssMb: number | null = null;
   if (s.remote.ok) {
-    const t = await timed(process.execPath, [DSTACK, 'run', workflow], { cwd: s.repo.dir, env: s.env, stdoutFile });
+    const t = await timed(DSTACK, ['run', workflow], { cwd: s.repo.dir, env: s.env, stdoutFile });
     seconds = t.seconds;
     cliRssMb = t.maxRssMb;
     name = (await s.api.json<{ runs: { run: { name: string } }[] }>('GET', '/api/runs?limit=1')).runs[0]!.run.name;

@@ -1,5 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 // The `dstack-app` server command: runs the compiled server (built by `npm ci`/`npm install` through `prepare`).
+// The old generation starts at 64 MB, as the agent's does (see bin/dstack-agent.js): a log streaming
+// through a small heap would otherwise keep V8 in one full collection after another.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
