@@ -37,6 +37,12 @@ export interface JobIO {
   /** Resolves once the status has gone out (stored in local mode, sent to the server remotely). */
   setStatus(status: JobStatus, fields?: StatusFields): Promise<void>;
   log: LogSink;
+  /**
+   * The job's output can wait for free (RunningProvider.pauseIsFree): the log may ask for a pause
+   * as soon as its memory is used, rather than spooling to disk first (what a job that would be
+   * held up by a pause needs).
+   */
+  logMayPause?(): void;
   portOpen(port: number): void;
   checkout(dest: string): Promise<void>;
   /** The job is done with its code at `dest` (an agent keeps the tree to check out again); without it, the folder is just removed. */

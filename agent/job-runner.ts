@@ -100,6 +100,7 @@ export class JobRunner {
       fs.mkdirSync(path.join(work, this.job.workflow.workingDir), { recursive: true });
       try {
         this.running = await provider(this.context(injectSecrets(this.job.workflow, this.job.secrets)));
+        if (this.running.pauseIsFree) this.io.logMayPause?.();
       } catch (err) {
         if (!isDstackError(err)) throw err;
         failure = err.message;

@@ -37,6 +37,7 @@ export class LogSpool {
   private acked = 0;
   private unackedBytes = 0;
   private readonly memory: ChunkRing;
+  private limitBytes: number;
   /** Each unacknowledged chunk, oldest first: where it is in memory (`inMemory`), else on disk (`seg`). */
   private readonly sizes: { seq: number; bytes: number; inMemory: boolean; seg?: Segment; pos: number }[] = [];
   private head = 0;
@@ -45,10 +46,20 @@ export class LogSpool {
 
   constructor(
     private readonly dir: string,
-    private readonly limitBytes = 512 * 1024 * 1024,
+    limitBytes = 512 * 1024 * 1024,
     memoryBytes = 8 * 1024 * 1024,
   ) {
+    this.limitBytes = limitBytes;
     this.memory = new ChunkRing(memoryBytes);
+  }
+
+  /**
+   * For a producer whose pause costs nothing (its output waits in a file of its own): `push`
+   * asks for a pause at three quarters of the memory, before anything has to go to disk (with
+   * room left for what comes before the pause takes hold).
+   */
+  pauseWhenMemoryIsUsed(): void {
+    this.limitBytes = Math.min(this.limitBytes, Math.floor((this.memory.size * 3) / 4));
   }
 
   /** The highest seq acknowledged so far. */

@@ -28,6 +28,8 @@ export interface PtyProcess {
   /** Holds `onData` back (the reader is behind); `resume` lets it go on. */
   pause(): void;
   resume(): void;
+  /** Whether a pause holds up only `onData`, never the command (its output waits in a file meanwhile). */
+  readonly pauseIsFree: boolean;
 }
 
 export type PtyBackend = 'script' | 'node-pty';

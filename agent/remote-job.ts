@@ -161,6 +161,7 @@ export class RemoteJob {
     return {
       setStatus: async (status, fields) => this.setStatus(status, fields),
       log: (chunk) => this.log(chunk),
+      logMayPause: () => this.spool?.pauseWhenMemoryIsUsed(),
       portOpen: (port) => {
         this.ports.add(port);
         if (this.ready) this.ctx.send({ type: 'port', jobId: this.id, port });

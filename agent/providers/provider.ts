@@ -45,6 +45,11 @@ export interface RunningProvider {
   signal(sig: NodeJS.Signals): void;
   pause(): void;
   resume(): void;
+  /**
+   * Whether a pause holds up only the reading of the output, never the job: its output waits in a
+   * file of its own meanwhile (the pty made by util-linux `script`).
+   */
+  pauseIsFree?: boolean;
 }
 
 /** Starts a job's work; throws a DstackError when it cannot start (e.g. a missing interpreter). */

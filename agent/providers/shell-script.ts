@@ -30,6 +30,7 @@ export function runHostScript(hostJobDir: string, cwd: string, env: Record<strin
     signal: (sig) => proc.signal(sig),
     pause: () => proc.pause(),
     resume: () => proc.resume(),
+    pauseIsFree: proc.pauseIsFree,
   };
 }
 

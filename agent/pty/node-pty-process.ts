@@ -12,6 +12,8 @@ let nodePty: typeof NodePty | undefined;
 export class NodePtyProcess implements PtyProcess {
   private readonly term: NodePty.IPty;
   readonly exited: Promise<PtyExit>;
+  /** A pty not read fills up, and the command then waits. */
+  readonly pauseIsFree = false;
   private done = false;
 
   constructor(options: PtyProcessOptions) {

@@ -40,6 +40,7 @@ export function isUtilLinuxScript(versionText: string): boolean {
  */
 export class ScriptPtyProcess implements PtyProcess {
   readonly exited: Promise<PtyExit>;
+  readonly pauseIsFree = true;
   private readonly child: ChildProcess;
   private readonly dir: string;
   private readonly tail: FileTail;

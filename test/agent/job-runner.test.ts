@@ -64,6 +64,24 @@ describe('JobRunner', () => {
     await waitFor(() => !fs.existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')), 5000, 'the setsid process to be killed');
   });
 
+  it('under a pty whose pause is free, lets its log pause the reading, and every byte still comes in order', async () => {
+    const rec = recordingIO({});
+    let mayPause = 0;
+    const slow: JobIO = {
+      ...rec.io,
+      logMayPause: () => mayPause++,
+      // A sink that is always behind: each chunk asks the producer to wait a moment.
+      log: (c) => {
+        rec.chunks.push(c);
+        return new Promise<void>((resolve) => setTimeout(resolve, 1));
+      },
+    };
+    const { r } = runner(['seq 1 200000', 'echo the-end'], slow);
+    expect(await r.run()).toBe('done');
+    expect(mayPause).toBe(1);
+    expect(rec.text()).toBe(Array.from({ length: 200000 }, (_, i) => `${i + 1}\r\n`).join('') + 'the-end\r\n');
+  });
+
   it('reports its statuses in order, streams its output in sequenced chunks, and removes its folder', async () => {
     const rec = recordingIO({ 'data.txt': 'from the repository' });
     const { r, dir } = runner(['cat data.txt', 'echo " and $HOME"'], rec.io);

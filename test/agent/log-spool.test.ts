@@ -106,4 +106,21 @@ describe('LogSpool', () => {
     expect(spool.ackedSeq).toBe(1);
     spool.close();
   });
+
+  it('for a producer that waits for free, asks it to wait once its memory is three quarters used, and never writes the disk', async () => {
+    const dir = spoolDir();
+    const spool = new LogSpool(dir, undefined, 8 * 65536);
+    spool.pauseWhenMemoryIsUsed();
+    const waits = Array.from({ length: 8 }, (_, i) => spool.push(chunk(i + 1, 65536)));
+    // Six chunks of memory's eight, and a little: the sixth asks for the pause; what comes before it takes hold still fits.
+    expect(waits.map((w) => w instanceof Promise)).toEqual([false, false, false, false, false, true, true, true]);
+    expect(fs.existsSync(dir)).toBe(false);
+    let resumed = false;
+    void Promise.all(waits).then(() => (resumed = true));
+    spool.ack(4);
+    await new Promise((r) => setImmediate(r));
+    expect(resumed).toBe(true);
+    expect([...spool.unacked()].map((c) => c.seq)).toEqual([5, 6, 7, 8]);
+    spool.close();
+  });
 });
