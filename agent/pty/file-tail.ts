@@ -5,8 +5,9 @@ import fs from 'node:fs';
 const READ_BYTES = 256 * 1024;
 /** The wait after a read that found less than a full buffer, so a job printing a line at a time costs a read every few milliseconds, not one per line. */
 const TRICKLE_MS = 5;
-/** The wait at the end of the file, while the writer may still add to it. */
-const IDLE_MS = 20;
+/** The waits at the end of the file, while the writer may still add to it: short at first, longer as it stays quiet. */
+const IDLE_FIRST_MS = 2;
+const IDLE_MAX_MS = 50;
 /** Read bytes are handed back to the filesystem (a hole is punched) every this many. */
 const PUNCH_EVERY = 64 * 1024 * 1024;
 
@@ -25,6 +26,7 @@ export class FileTail {
   private reading = false;
   private timer: NodeJS.Timeout | undefined;
   private writerDone = false;
+  private idleMs = IDLE_FIRST_MS;
   private closed = false;
   private finished: (() => void) | undefined;
   readonly done: Promise<void>;
@@ -73,10 +75,16 @@ export class FileTail {
       }
       if (n === buf.length) return this.read();
       if (n === 0 && this.writerDone) return this.close();
+      let wait = TRICKLE_MS;
+      if (n > 0) this.idleMs = IDLE_FIRST_MS;
+      else {
+        wait = this.idleMs;
+        this.idleMs = Math.min(this.idleMs * 2, IDLE_MAX_MS);
+      }
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.read();
-      }, n > 0 ? TRICKLE_MS : IDLE_MS);
+      }, wait);
     });
   }
 
