@@ -7,6 +7,8 @@ export interface PtyProcessOptions {
   cwd: string;
   env: Record<string, string>;
   onData: (data: Buffer) => void;
+  /** A folder for the pty's copy of the output, under `script` (default: the system's temporary folder). */
+  stateDir?: string;
 }
 
 /** How the command ended: its exit code, or the signal that killed it. */

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { shellJoin, shellQuote } from '../../shared/shell-quote.js';
 import { spawnPty } from '../pty-process.js';
+import { resolveOnPath } from '../resolve-on-path.js';
 import type { RunningProvider } from './provider.js';
 
 /**
@@ -24,7 +25,7 @@ export function setRunArgs(runArgs: readonly string[]): string {
 
 /** Runs the job's script in bash under a pty on this machine. */
 export function runHostScript(hostJobDir: string, cwd: string, env: Record<string, string>, onData: (d: Buffer) => void): RunningProvider {
-  const proc = spawnPty({ file: 'bash', args: ['--noprofile', '--norc', path.join(hostJobDir, 'job.sh')], cwd, env, onData });
+  const proc = spawnPty({ file: 'bash', args: ['--noprofile', '--norc', path.join(hostJobDir, 'job.sh')], cwd, env, onData, stateDir: hostJobDir });
   return {
     exited: proc.exited.then(({ exitCode, signal }) => (signal ? 128 + signal : exitCode)),
     signal: (sig) => proc.signal(sig),
@@ -65,18 +66,4 @@ export function pythonInShell(jobDir: string, version: string | undefined, where
     `mkdir -p ${bin} && ln -sf "$__dstack_py" ${bin}/python && ln -sf "$__dstack_py" ${bin}/python3`,
     `export PATH=${bin}:"$PATH"`,
   ];
-}
-
-function resolveOnPath(exe: string, PATH: string): string {
-  if (exe.includes('/')) return exe;
-  for (const dir of PATH.split(':')) {
-    const candidate = path.join(dir || '.', exe);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return exe;
 }

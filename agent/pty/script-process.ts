@@ -4,22 +4,29 @@ import os from 'node:os';
 import path from 'node:path';
 import { shellJoin, shellQuote } from '../../shared/shell-quote.js';
 import type { PtyExit, PtyProcess, PtyProcessOptions } from '../pty-process.js';
+import { resolveOnPath } from '../resolve-on-path.js';
 import { FileTail } from './file-tail.js';
 import { killGroup, signalGroup } from './kill-group.js';
 import { TERMINAL } from './terminal.js';
 
-let found: boolean | undefined;
+let found: string | null | undefined;
 
 /**
  * Whether `script` here is util-linux's, 2.35 or later: the one whose flags this uses, and which
  * runs a command to its end with standard input at end-of-file (older ones could stop early).
  */
 export function utilLinuxScript(): boolean {
+  return scriptPath() !== null;
+}
+
+/** Where that `script` is, found once on this process's PATH (a job's own PATH may lack it). */
+function scriptPath(): string | null {
   if (found === undefined) {
+    const file = resolveOnPath('script', process.env.PATH ?? '');
     try {
-      found = isUtilLinuxScript(execFileSync('script', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }));
+      found = isUtilLinuxScript(execFileSync(file, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 })) ? file : null;
     } catch {
-      found = false;
+      found = null;
     }
   }
   return found;
@@ -48,7 +55,7 @@ export class ScriptPtyProcess implements PtyProcess {
   private done = false;
 
   constructor(options: PtyProcessOptions) {
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dstack-pty-'));
+    this.dir = fs.mkdtempSync(path.join(options.stateDir ?? os.tmpdir(), 'dstack-pty-'));
     const out = path.join(this.dir, 'out');
     const fd = fs.openSync(out, 'w', 0o600);
     // `script` runs its command with $SHELL: a known shell here, and the job's own SHELL put back.
@@ -60,7 +67,7 @@ export class ScriptPtyProcess implements PtyProcess {
       `exec ${shellJoin([options.file, ...options.args])}`,
     ].join('; ');
     try {
-      this.child = spawn('script', ['-qfec', command, '/dev/null'], {
+      this.child = spawn(scriptPath() ?? 'script', ['-qfec', command, '/dev/null'], {
         cwd: options.cwd,
         env: { ...options.env, SHELL: '/bin/sh', TERM: TERMINAL.name },
         // `script`'s own complaints (no pty left) land in the output too, where the user looks.

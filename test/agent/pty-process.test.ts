@@ -1,16 +1,18 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { spawnPty, type PtyBackend, type PtyProcessOptions } from '../../agent/pty-process.js';
 import { isUtilLinuxScript } from '../../agent/pty/script-process.js';
-import { waitFor } from '../helpers/cli.js';
+import { removeTempDirs, tempDir, waitFor } from '../helpers/cli.js';
 
 function run(backend: PtyBackend, script: string, more: Partial<PtyProcessOptions> = {}) {
   const chunks: Buffer[] = [];
   const p = spawnPty({ file: 'bash', args: ['-c', script], cwd: process.cwd(), env: process.env as Record<string, string>, onData: (d) => chunks.push(d), ...more }, backend);
   return { p, out: () => Buffer.concat(chunks).toString() };
 }
+
+afterAll(removeTempDirs);
 
 const alive = (pid: number) => {
   try {
@@ -112,5 +114,21 @@ describe('the script backend', () => {
     const { p } = run('script', 'echo hi');
     await p.exited;
     expect(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('dstack-pty-')).length).toBe(before);
+  });
+
+  it('keeps its copy of the output in the folder it is given, while the command runs', async () => {
+    const dir = tempDir();
+    const { p, out } = run('script', 'echo started; sleep 300', { stateDir: dir });
+    await waitFor(() => out().includes('started'), 10_000, 'the command to start');
+    expect(fs.readdirSync(dir).filter((n) => n.startsWith('dstack-pty-'))).toHaveLength(1);
+    p.signal('SIGKILL');
+    await p.exited;
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('starts a command whose own PATH has no script on it', async () => {
+    const { p, out } = run('script', 'echo "path=$PATH"', { file: '/bin/bash', env: { PATH: '/nowhere' } } as Partial<PtyProcessOptions>);
+    expect((await p.exited).exitCode).toBe(0);
+    expect(out()).toContain('path=/nowhere');
   });
 });
