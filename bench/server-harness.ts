@@ -329,10 +329,10 @@ export function configureRemote(home: string, url: string, token: string): { ok:
  * Runs a command to its end with stdout to `stdoutFile` (or nowhere): wall seconds and its peak
  * memory (GNU time). Asynchronous, so that a memory sampler goes on meanwhile.
  */
-export async function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdoutFile?: string } = {}): Promise<{ seconds: number; maxRssMb: number }> {
+export async function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdoutFile?: string } = {}): Promise<{ seconds: number; maxRssMb: number; cpuSeconds: number }> {
   const out = opts.stdoutFile ? fs.openSync(opts.stdoutFile, 'w') : 'ignore';
   const start = process.hrtime.bigint();
-  const child = spawn('/usr/bin/time', ['-f', '%M', cmd, ...args], { cwd: opts.cwd, env: opts.env, stdio: ['ignore', out, 'pipe'] });
+  const child = spawn('/usr/bin/time', ['-f', '%M %U %S', cmd, ...args], { cwd: opts.cwd, env: opts.env, stdio: ['ignore', out, 'pipe'] });
   track(child);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -340,7 +340,9 @@ export async function timed(cmd: string, args: string[], opts: { cwd?: string; e
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (typeof out === 'number') fs.closeSync(out);
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${code}): ${stderr}`);
-  return { seconds, maxRssMb: Math.round(Number(stderr.trim().split('\n').pop()) / 1024) };
+  // `time` counts the command and the children it waited for (the CLI's git, say).
+  const [rss, user, sys] = stderr.trim().split('\n').pop()!.split(' ').map(Number);
+  return { seconds, maxRssMb: Math.round(rss! / 1024), cpuSeconds: user! + sys! };
 }
 
 /** A server with one runner agent, of owner `acme`, and a pushed repository of `files` files with these workflows. */
@@ -376,14 +378,16 @@ export type ServerWithAgent = Awaited<ReturnType<typeof serverWithAgent>>;
  * where remote mode works; else submitted over the API and waited for. Its seconds, its name,
  * the run with its events (checked done), and the CLI's peak memory.
  */
-export async function runAsTyped(s: ServerWithAgent, workflow: string, stdoutFile: string): Promise<{ seconds: number; name: string; view: RunAnswer; cliRssMb: number | null }> {
+export async function runAsTyped(s: ServerWithAgent, workflow: string, stdoutFile: string): Promise<{ seconds: number; name: string; view: RunAnswer; cliRssMb: number | null; cliCpuSeconds: number | null }> {
   let seconds: number;
   let name: string;
   let cliRssMb: number | null = null;
+  let cliCpuSeconds: number | null = null;
   if (s.remote.ok) {
     const t = await timed(DSTACK, ['run', workflow], { cwd: s.repo.dir, env: s.env, stdoutFile });
     seconds = t.seconds;
     cliRssMb = t.maxRssMb;
+    cliCpuSeconds = t.cpuSeconds;
     name = (await s.api.json<{ runs: { run: { name: string } }[] }>('GET', '/api/runs?limit=1')).runs[0]!.run.name;
   } else {
     const start = wallNs();
@@ -395,7 +399,7 @@ export async function runAsTyped(s: ServerWithAgent, workflow: string, stdoutFil
   }
   const view = await s.api.run(name);
   if (view.status !== 'done') throw new Error(`run ${name} ended ${view.status}: ${view.jobs[0]?.reason}`);
-  return { seconds, name, view, cliRssMb };
+  return { seconds, name, view, cliRssMb, cliCpuSeconds };
 }
 
 /** `count` pairs of `a` and `b`, interleaved, alternating which goes first so that drift hits both alike. */
