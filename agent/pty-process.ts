@@ -9,6 +9,8 @@ export interface PtyProcessOptions {
   onData: (data: Buffer) => void;
   /** A folder for the pty's copy of the output, under `script` (default: the system's temporary folder). */
   stateDir?: string;
+  /** Under `script`: how much output may wait unread while paused before the command is stopped (default 512 MiB). */
+  backlogLimitBytes?: number;
 }
 
 /** How the command ended: its exit code, or the signal that killed it. */

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 
 /** The most read at once: large enough that a fast job costs few reads, small enough to stay light in memory. */
 const READ_BYTES = 256 * 1024;
+/** A read of less than this is copied out of the read buffer, which is used again. */
+const SMALL_READ = 16 * 1024;
 /** The wait after a read that found less than a full buffer, so a job printing a line at a time costs a read every few milliseconds, not one per line. */
 const TRICKLE_MS = 5;
 /** The waits at the end of the file, while the writer may still add to it: short at first, longer as it stays quiet. */
@@ -27,6 +29,7 @@ export class FileTail {
   private timer: NodeJS.Timeout | undefined;
   private writerDone = false;
   private idleMs = IDLE_FIRST_MS;
+  private spare: Buffer | undefined;
   private closed = false;
   private finished: (() => void) | undefined;
   readonly done: Promise<void>;
@@ -35,6 +38,12 @@ export class FileTail {
     this.fd = fs.openSync(file, 'r');
     this.done = new Promise((resolve) => (this.finished = resolve));
     this.read();
+  }
+
+  /** Bytes written and not yet read. */
+  backlog(): number {
+    if (this.closed) return 0;
+    return fs.fstatSync(this.fd).size - this.offset;
   }
 
   /** The writer has finished: read to the end of the file, then `done` settles. */
@@ -64,13 +73,19 @@ export class FileTail {
   private read(): void {
     if (this.reading || this.paused || this.closed) return;
     this.reading = true;
-    const buf = Buffer.allocUnsafeSlow(READ_BYTES);
+    // A buffer is kept for the next read where this one found nothing, or little (then copied
+    // out): a quiet job polls without making a new quarter-megabyte buffer every time.
+    const buf = (this.spare ??= Buffer.allocUnsafeSlow(READ_BYTES));
     fs.read(this.fd, buf, 0, buf.length, this.offset, (err, n) => {
       this.reading = false;
       if (err) n = 0; // a read error reads as the end: the writer's exit then ends the tail
       if (n > 0) {
         this.offset += n;
-        this.onData(buf.subarray(0, n));
+        if (n < SMALL_READ) this.onData(Buffer.from(buf.subarray(0, n)));
+        else {
+          this.spare = undefined; // handed on whole
+          this.onData(buf.subarray(0, n));
+        }
         this.punch();
       }
       if (n === buf.length) return this.read();

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type ExecFileSyncOptionsWithStringEncoding } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,24 +9,44 @@ import { FileTail } from './file-tail.js';
 import { killGroup, signalGroup } from './kill-group.js';
 import { TERMINAL } from './terminal.js';
 
-let found: string | null | undefined;
+/** The tools, found once on this process's PATH (a job's own PATH may lack them). */
+interface Tools {
+  script: string;
+  /** `setpriv`, where it has --pdeathsig (util-linux 2.33): `script` then dies with this process. */
+  setpriv?: string;
+  stty: string;
+}
+let found: Tools | null | undefined;
+
+/** Past this much output not yet read (the log paused while the server is away), the job is stopped (SIGSTOP) until it is read. */
+const BACKLOG_LIMIT_BYTES = 512 * 1024 * 1024;
 
 /**
  * Whether `script` here is util-linux's, 2.35 or later: the one whose flags this uses, and which
  * runs a command to its end with standard input at end-of-file (older ones could stop early).
  */
 export function utilLinuxScript(): boolean {
-  return scriptPath() !== null;
+  return tools() !== null;
 }
 
-/** Where that `script` is, found once on this process's PATH (a job's own PATH may lack it). */
-function scriptPath(): string | null {
+function tools(): Tools | null {
   if (found === undefined) {
-    const file = resolveOnPath('script', process.env.PATH ?? '');
+    const PATH = process.env.PATH ?? '';
+    const script = resolveOnPath('script', PATH);
+    const quiet: ExecFileSyncOptionsWithStringEncoding = { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 };
     try {
-      found = isUtilLinuxScript(execFileSync(file, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 })) ? file : null;
+      found = isUtilLinuxScript(execFileSync(script, ['--version'], quiet)) ? { script, stty: resolveOnPath('stty', PATH) } : null;
     } catch {
       found = null;
+    }
+    if (found) {
+      const setpriv = resolveOnPath('setpriv', PATH);
+      try {
+        execFileSync(setpriv, ['--pdeathsig', 'KILL', 'true'], quiet);
+        found.setpriv = setpriv;
+      } catch {
+        // Without it, a killed agent leaves `script` and the job running until the next agent kills them.
+      }
     }
   }
   return found;
@@ -53,21 +73,31 @@ export class ScriptPtyProcess implements PtyProcess {
   private readonly tail: FileTail;
   private leader: number | undefined;
   private done = false;
+  /** The job is stopped (SIGSTOP) because too much of its output waits unread. */
+  private held = false;
+  private backlogTimer: NodeJS.Timeout | undefined;
+  private readonly backlogLimit: number;
 
   constructor(options: PtyProcessOptions) {
     this.dir = fs.mkdtempSync(path.join(options.stateDir ?? os.tmpdir(), 'dstack-pty-'));
     const out = path.join(this.dir, 'out');
     const fd = fs.openSync(out, 'w', 0o600);
+    const t = tools() ?? { script: 'script', stty: 'stty' };
+    this.backlogLimit = options.backlogLimitBytes ?? BACKLOG_LIMIT_BYTES;
     // `script` runs its command with $SHELL: a known shell here, and the job's own SHELL put back.
     const shell = options.env.SHELL;
     const command = [
       `echo $$ > ${shellQuote(this.pidFile)}`,
-      `stty cols ${TERMINAL.cols} rows ${TERMINAL.rows} 2>/dev/null`,
+      `${shellQuote(t.stty)} cols ${TERMINAL.cols} rows ${TERMINAL.rows} 2>/dev/null`,
       shell === undefined ? 'unset SHELL' : `SHELL=${shellQuote(shell)}`,
       `exec ${shellJoin([options.file, ...options.args])}`,
     ].join('; ');
     try {
-      this.child = spawn(scriptPath() ?? 'script', ['-qfec', command, '/dev/null'], {
+      const scriptArgs = ['-qfec', command, '/dev/null'];
+      // A session of its own, as node-pty gives: a Ctrl+C meant for this process never reaches
+      // `script` (it would pass a SIGTERM on to the job at once, not the stop's SIGINT and grace).
+      this.child = spawn(t.setpriv ?? t.script, t.setpriv ? ['--pdeathsig', 'KILL', t.script, ...scriptArgs] : scriptArgs, {
+        detached: true,
         cwd: options.cwd,
         env: { ...options.env, SHELL: '/bin/sh', TERM: TERMINAL.name },
         // `script`'s own complaints (no pty left) land in the output too, where the user looks.
@@ -83,6 +113,7 @@ export class ScriptPtyProcess implements PtyProcess {
         if (ended) return;
         ended = true;
         this.done = true;
+        clearInterval(this.backlogTimer);
         // Nothing a job started outlives it: what it left running in the background (`server &`,
         // a daemon that kept its process group) is killed with the group.
         const leader = this.readLeader();
@@ -125,13 +156,34 @@ export class ScriptPtyProcess implements PtyProcess {
     // to its child, and when it is killed the pty closes and the child hangs up.
     if (leader) signalGroup(leader, sig);
     else if (this.child.pid) signalGroup(this.child.pid, sig);
+    // A stopped job takes no signal but SIGKILL until it is continued.
+    if (this.held) this.hold(false);
   }
 
+  /** Reading is held up: the job goes on into the file, until what waits there passes the limit. */
   pause(): void {
     this.tail.pause();
+    this.backlogTimer ??= setInterval(() => {
+      if (!this.held && this.tail.backlog() > this.backlogLimit) this.hold(true);
+    }, 1000);
   }
 
   resume(): void {
+    clearInterval(this.backlogTimer);
+    this.backlogTimer = undefined;
+    if (this.held) this.hold(false);
     this.tail.resume();
+  }
+
+  private hold(stop: boolean): void {
+    const leader = this.readLeader();
+    if (!leader || this.done) return;
+    this.held = stop;
+    if (stop) signalGroup(leader, 'SIGSTOP');
+    else {
+      // `script` stops itself when its child is stopped (it passes job control on): both go on.
+      if (this.child.pid) signalGroup(this.child.pid, 'SIGCONT');
+      signalGroup(leader, 'SIGCONT');
+    }
   }
 }

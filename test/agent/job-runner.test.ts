@@ -73,13 +73,18 @@ describe('JobRunner', () => {
       // A sink that is always behind: each chunk asks the producer to wait a moment.
       log: (c) => {
         rec.chunks.push(c);
-        return new Promise<void>((resolve) => setTimeout(resolve, 1));
+        return new Promise<void>((resolve) => setTimeout(resolve, 40));
       },
     };
-    const { r } = runner(['seq 1 200000', 'echo the-end'], slow);
+    const marks = tempDir();
+    // The job's own end is stamped: it comes long before its log is all taken, as nothing held it up.
+    const { r } = runner(['seq 1 1000000', `date +%s%N > ${marks}/ended`, 'echo the-end'], slow);
     expect(await r.run()).toBe('done');
+    const logTaken = Date.now();
+    const ended = Number(BigInt(fs.readFileSync(path.join(marks, 'ended'), 'utf8').trim()) / 1_000_000n);
     expect(mayPause).toBe(1);
-    expect(rec.text()).toBe(Array.from({ length: 200000 }, (_, i) => `${i + 1}\r\n`).join('') + 'the-end\r\n');
+    expect(logTaken - ended).toBeGreaterThan(300);
+    expect(rec.text()).toBe(Array.from({ length: 1000000 }, (_, i) => `${i + 1}\r\n`).join('') + 'the-end\r\n');
   });
 
   it('reports its statuses in order, streams its output in sequenced chunks, and removes its folder', async () => {

@@ -1,10 +1,11 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import path from 'node:path';
 import fs from 'node:fs';
 import os from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnPty, type PtyBackend, type PtyProcessOptions } from '../../agent/pty-process.js';
 import { isUtilLinuxScript } from '../../agent/pty/script-process.js';
-import { removeTempDirs, tempDir, waitFor } from '../helpers/cli.js';
+import { removeTempDirs, ROOT, tempDir, waitFor } from '../helpers/cli.js';
 
 function run(backend: PtyBackend, script: string, more: Partial<PtyProcessOptions> = {}) {
   const chunks: Buffer[] = [];
@@ -41,8 +42,13 @@ describe.each(['script', 'node-pty'] as const)('PtyProcess made by %s', (backend
   it('keeps the end of the output when the process exits while reading is held up', async () => {
     const { p, out } = run(backend, 'for i in $(seq 1 200); do echo "line $i"; done; echo the-end');
     p.pause();
-    // Nothing is read for longer than node-pty waits after the exit before dropping the socket.
+    // What was read before the pause took hold still comes; then nothing, for longer than
+    // node-pty waits after the exit before dropping the socket.
+    await new Promise((r) => setTimeout(r, 50));
+    const before = out().length;
     await new Promise((r) => setTimeout(r, 600));
+    // node-pty's pause holds its socket, but what it reads when the pty closes still comes.
+    if (backend === 'script') expect(out().length).toBe(before);
     p.resume();
     await p.exited;
     expect(out()).toContain('line 200');
@@ -82,6 +88,15 @@ describe.each(['script', 'node-pty'] as const)('PtyProcess made by %s', (backend
     await waitFor(() => pids.every((pid) => !alive(pid)), 5000, 'the background processes to end');
   });
 
+  it('ends the command when the process that started it is killed outright', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/fixtures/pty-job.ts'), backend, 'echo "job=$$"; sleep 300'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let said = '';
+    child.stdout!.on('data', (d: Buffer) => (said += d.toString()));
+    const job = Number((await waitFor(() => /job=(\d+)/.exec(said)?.[1], 20_000, 'the job to start')));
+    child.kill('SIGKILL');
+    await waitFor(() => !alive(job), 10_000, 'the job to end with its parent');
+  });
+
   it("keeps the command's own SHELL", async () => {
     const { p, out } = run(backend, 'echo "shell=[${SHELL-unset}]"', { env: { ...(process.env as Record<string, string>), SHELL: '/opt/my shell' } });
     await p.exited;
@@ -114,6 +129,26 @@ describe('the script backend', () => {
     const { p } = run('script', 'echo hi');
     await p.exited;
     expect(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('dstack-pty-')).length).toBe(before);
+  });
+
+  it('runs `script` in a session of its own, so a Ctrl+C meant for the caller never reaches it', async () => {
+    const { p, out } = run('script', 'echo "script-pgid=$(ps -o pgid= -p $PPID | tr -d " ")"');
+    await p.exited;
+    const own = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[2];
+    const theirs = /script-pgid=(\d+)/.exec(out())![1];
+    expect(theirs).not.toBe(own);
+  });
+
+  it('stops a command whose unread output passes the limit while paused, and lets it go on when resumed', async () => {
+    const { p, out } = run('script', 'echo "job=$$"; for i in $(seq 1 40); do head -c 200000 /dev/zero | tr "\\0" x; echo; sleep 0.1; done; echo the-end', { backlogLimitBytes: 1024 * 1024 });
+    const job = Number(await waitFor(() => /job=(\d+)/.exec(out())?.[1], 10_000, 'the job to start'));
+    p.pause();
+    const stopped = () => / T /.test(fs.readFileSync(`/proc/${job}/stat`, 'utf8').split(')')[1]!);
+    await waitFor(stopped, 10_000, 'the job to be stopped');
+    p.resume();
+    await p.exited;
+    expect(out().split('\r\n').filter((l) => l === 'x'.repeat(200_000))).toHaveLength(40);
+    expect(out().trimEnd().endsWith('the-end')).toBe(true);
   });
 
   it('keeps its copy of the output in the folder it is given, while the command runs', async () => {
