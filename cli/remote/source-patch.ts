@@ -98,8 +98,21 @@ function absoluteRemote(url: string, top: string): string {
 async function newestOnRemote(top: string, remote: string): Promise<string | undefined> {
   const refs = [...new Set((await runGit(['for-each-ref', '--format=%(objectname)', `refs/remotes/${remote}`], { cwd: top })).split('\n').filter(Boolean))];
   if (refs.length === 0) return undefined;
-  const base = await runGit(['merge-base', 'HEAD', ...refs], { cwd: top }).catch(() => ''); // exit 1: nothing in common
-  return base.trim().split('\n')[0] || undefined;
+  const mergeBase = (tips: string[]) => runGit(['merge-base', 'HEAD', ...tips], { cwd: top }).then((out) => out.trim().split('\n')[0] || undefined);
+  // Where that fails (exit 1: nothing in common; or a ref that names no commit, which would sink
+  // the lot), or the branches are too many for one command line, each is looked at on its own.
+  if (refs.length <= 10_000) {
+    const base = await mergeBase(refs).catch(() => undefined);
+    if (base || refs.length === 1) return base;
+  }
+  let best: { commit: string; depth: number } | undefined;
+  for (const ref of refs) {
+    const base = await mergeBase([ref]).catch(() => undefined);
+    if (!base) continue;
+    const depth = Number((await runGit(['rev-list', '--count', base], { cwd: top })).trim());
+    if (!best || depth > best.depth) best = { commit: base, depth };
+  }
+  return best?.commit;
 }
 
 /** A private index with the work tree staged into it, as git would commit it now. */

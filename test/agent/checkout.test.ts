@@ -98,6 +98,20 @@ describe('a run sent to agents: the patch of local work, and the checkout of it'
     expect(git(clone, 'status', '--porcelain')).toBe(status);
   });
 
+  it("finds the remote's newest commit of HEAD's history among its branches, past one that names no commit", async () => {
+    const { remote, clone } = remoteAndClone({ 'a.txt': 'a\n' });
+    const pushed = git(clone, 'rev-parse', 'HEAD');
+    writeFiles(clone, { 'b.txt': 'b\n' });
+    git(clone, 'add', 'b.txt');
+    git(clone, 'commit', '-qm', 'local only');
+    // A stray ref to a blob among the remote's branches, as a broken fetch can leave.
+    git(clone, 'update-ref', 'refs/remotes/origin/stray', git(clone, 'hash-object', '-w', 'b.txt'));
+    const sent = await sourcePatch(clone);
+    expect(sent.commit).toBe(pushed);
+    expect(sent.repoUrl).toBe(remote);
+    sent.discard();
+  });
+
   it('sends a remote given as a path relative to the repository as the absolute path it names', async () => {
     const { remote, clone } = remoteAndClone({ 'a.txt': 'a\n' });
     git(clone, 'remote', 'set-url', 'origin', path.relative(clone, remote));
