@@ -108,10 +108,8 @@ export class ScriptPtyProcess implements PtyProcess {
     }
     this.tail = new FileTail(out, options.onData);
     this.exited = new Promise((resolve) => {
-      let ended = false;
       const end = (exit: PtyExit) => {
-        if (ended) return;
-        ended = true;
+        if (this.done) return;
         this.done = true;
         clearInterval(this.backlogTimer);
         // Nothing a job started outlives it: what it left running in the background (`server &`,
@@ -124,7 +122,10 @@ export class ScriptPtyProcess implements PtyProcess {
           resolve(exit);
         });
       };
-      this.child.once('exit', (code, signal) => end(code !== null ? { exitCode: code } : { exitCode: 128 + (os.constants.signals[signal!] ?? 0), signal: os.constants.signals[signal!] }));
+      this.child.once('exit', (code, signal) => {
+        const signo = signal ? os.constants.signals[signal] : undefined;
+        end(code !== null ? { exitCode: code } : { exitCode: 128 + (signo ?? 0), signal: signo });
+      });
       this.child.once('error', (err) => {
         options.onData(Buffer.from(`dstack: could not start the job's terminal: ${err.message}\r\n`));
         end({ exitCode: 127 });

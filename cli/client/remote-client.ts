@@ -127,7 +127,8 @@ export class RemoteClient implements DstackClient {
   /** Sends the code (the newest pushed commit and one patch of the rest), then the run with the values of the secrets it uses. */
   async submit(request: SubmitRequest): Promise<RunView> {
     const prepared = this.prepared?.root === request.root ? this.prepared.source : undefined;
-    this.prepared = undefined;
+    if (prepared) this.prepared = undefined;
+    else this.dropPrepared();
     const source = await (prepared ?? this.readSource(request.root));
     const patch = await nonEmpty(source.openPatch());
     let patchId: string | null = null;
@@ -271,7 +272,11 @@ export class RemoteClient implements DstackClient {
   }
 
   close(): void {
-    // Prepared for a submit that never came (the run was refused before it was sent).
+    this.dropPrepared();
+  }
+
+  /** Discards code read for a submit that never came (the run was refused before it was sent). */
+  private dropPrepared(): void {
     void this.prepared?.source.then((s) => s.discard(), () => {});
     this.prepared = undefined;
   }

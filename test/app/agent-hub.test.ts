@@ -286,11 +286,7 @@ describe('the agent hub', () => {
           await new Promise((r) => setTimeout(r, 2));
         }
       })();
-      const seqs: number[] = [];
-      await waitFor(async () => {
-        seqs.push((await box.next('ack', jobId)).seq);
-        return seqs.at(-1) === last;
-      }, 10_000, 'the ack of the last chunk');
+      const seqs = await box.acksUntil(jobId, last);
       await sending;
       expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
       expect(seqs.length).toBeGreaterThanOrEqual(LOG_WINDOW_CHUNKS / ACK_EVERY_CHUNKS);
@@ -311,11 +307,7 @@ describe('the agent hub', () => {
       box.log(jobId, 1, 'one\n');
       box.log(jobId, 2, 'two\n');
       // Acks of chunks that came together are one ack, of the highest seq stored.
-      const acks: number[] = [];
-      await waitFor(async () => {
-        acks.push((await box.next('ack', jobId)).seq);
-        return acks.at(-1) === 2;
-      }, 10_000, 'the ack of chunk 2');
+      const acks = await box.acksUntil(jobId, 2);
       expect([...acks].sort((a, b) => a - b)).toEqual(acks);
       box.log(jobId, 4, 'four\n');
       expect(await box.next('stop', jobId)).toMatchObject({ mode: 'abort' });

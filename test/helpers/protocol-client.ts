@@ -83,7 +83,17 @@ export class ProtocolClient {
 
   /** Waits for the ack of chunk `seq` of `jobId` (the chunks that came together get one ack, of the highest). */
   async acked(jobId: string, seq: number, ms = 10_000): Promise<void> {
-    await waitFor(async () => (await this.next('ack', jobId, ms)).seq === seq, ms, `the ack of chunk ${seq}`);
+    await this.acksUntil(jobId, seq, ms);
+  }
+
+  /** The seqs of `jobId`'s acks, taken in order up to and with the one of chunk `seq`. */
+  async acksUntil(jobId: string, seq: number, ms = 10_000): Promise<number[]> {
+    const seqs: number[] = [];
+    await waitFor(async () => {
+      seqs.push((await this.next('ack', jobId, ms)).seq);
+      return seqs.at(-1) === seq;
+    }, ms, `the ack of chunk ${seq}`);
+    return seqs;
   }
 
   /** Resolves with the close code and reason once the server has closed the socket. */
