@@ -1,5 +1,5 @@
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { WebSocket } from 'ws';
 import type { RunView } from '../../app/run-service.js';
 import type { StopMode } from '../../app/scheduler/scheduler.js';
@@ -15,6 +15,7 @@ import { paint } from '../output/colors.js';
 import type { LogPrinter } from '../output/log-printer.js';
 import type { SourcePatch } from '../remote/source-patch.js';
 import type { ArtifactInfo, ClientRun, DstackClient, JobEvent, LogSink, RunListQuery, SubmitRequest, TagInfo } from './dstack-client.js';
+import { answerText, httpCall } from './http-call.js';
 
 /** A run as the server's user API sends it (app/server/user-views.ts). */
 interface WireRun {
@@ -96,7 +97,7 @@ export class RemoteClient implements DstackClient {
   }
 
   async untag(tag: string): Promise<void> {
-    await this.request('DELETE', `/api/tags/${encodeURIComponent(tag)}`);
+    (await this.request('DELETE', `/api/tags/${encodeURIComponent(tag)}`)).resume();
   }
 
   async listTags(): Promise<TagInfo[]> {
@@ -109,8 +110,7 @@ export class RemoteClient implements DstackClient {
   }
 
   async openArtifact(run: string, artifact: ArtifactInfo): Promise<Readable> {
-    const res = await this.request('GET', `/api/runs/${encodeURIComponent(run)}/jobs/${encodeURIComponent(artifact.jobId)}/artifact?path=${encodeURIComponent(artifact.path)}`);
-    return Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
+    return this.request('GET', `/api/runs/${encodeURIComponent(run)}/jobs/${encodeURIComponent(artifact.jobId)}/artifact?path=${encodeURIComponent(artifact.path)}`);
   }
 
   async pruneCache(root: string, workflow: string): Promise<number> {
@@ -133,8 +133,7 @@ export class RemoteClient implements DstackClient {
     const patch = await nonEmpty(source.openPatch());
     let patchId: string | null = null;
     if (patch) {
-      const res = await this.request('POST', '/api/patches', { body: patch, type: 'application/octet-stream' });
-      patchId = ((await res.json()) as { id: string }).id;
+      patchId = ((await this.answer(await this.request('POST', '/api/patches', { body: patch, type: 'application/octet-stream' }))) as { id: string }).id;
     }
     const stored = new SecretStore(dstackHome(this.env)).values();
     const secrets = Object.fromEntries(referencedSecrets(request.plan).map((name) => [name, stored[name] ?? '']));
@@ -214,28 +213,48 @@ export class RemoteClient implements DstackClient {
   }
 
   private async json(method: string, path: string, body?: unknown): Promise<unknown> {
-    const res = await this.request(method, path, body === undefined ? {} : { body: JSON.stringify(body), type: 'application/json' });
-    return res.status === 204 ? undefined : res.json();
+    return this.answer(await this.request(method, path, body === undefined ? {} : { body: JSON.stringify(body), type: 'application/json' }));
+  }
+
+  /** A 2xx answer's JSON (undefined for 204). */
+  private async answer(res: IncomingMessage): Promise<unknown> {
+    if (res.statusCode === 204) {
+      res.resume();
+      return undefined;
+    }
+    let text: string;
+    try {
+      text = await answerText(res);
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new DstackError('DSTACK_ERR_SERVER', `the server at ${this.url} cut its answer off (${why}); try again, or check \`dstack config\``, { cause: err });
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new DstackError('DSTACK_ERR_SERVER', `the server at ${this.url} answered ${res.statusCode} with something that is not JSON (${text.trim().slice(0, 80) || 'nothing'}); check \`dstack config\``);
+    }
   }
 
   /** One request; a refused token is DSTACK_ERR_AUTH, an unreachable server or an error answer DSTACK_ERR_SERVER (or the answer's own code). */
-  private async request(method: string, path: string, opts: { body?: string | Readable; type?: string } = {}): Promise<Response> {
+  private async request(method: string, path: string, opts: { body?: string | Readable; type?: string } = {}): Promise<IncomingMessage> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     if (opts.type) headers['content-type'] = opts.type;
-    let res: Response;
+    let res: IncomingMessage;
     try {
-      const body = opts.body instanceof Readable ? (Readable.toWeb(opts.body) as ReadableStream) : opts.body;
-      res = await fetch(`${this.url}${path}`, { method, headers, body, ...(opts.body instanceof Readable ? { duplex: 'half' } : {}) } as RequestInit);
+      res = await httpCall(new URL(`${this.url}${path}`), method, headers, opts.body);
     } catch (err) {
       throw this.unreachable(err);
     }
-    if (res.ok) return res;
-    throw this.answerError(res.status, await res.text().catch(() => ''));
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status < 300) return res;
+    throw this.answerError(status, await answerText(res).catch(() => ''));
   }
 
   private unreachable(err: unknown): DstackError {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+    // node:http's errors carry the code themselves; a DstackError (a failed patch) says its own why.
+    if (err instanceof DstackError) return err;
+    const why = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
     return new DstackError('DSTACK_ERR_SERVER', `cannot reach the server at ${this.url}: ${why}; check \`dstack config\``, { cause: err });
   }
 

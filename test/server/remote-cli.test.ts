@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, runNameOf, startCli, tempDir, waitFor, writeFiles, type RunJson } from '../helpers/cli.js';
@@ -141,6 +143,33 @@ describe('dstack config for a server', () => {
     expect((await cli(['config', '--url', 'ftp://x', '--token', 't'], { cwd: home, home })).stderr).toBe(
       "dstack: error: invalid --url 'ftp://x': the server's http:// or https:// URL, e.g. https://dstack.example.com\n",
     );
+  });
+
+  it('says in one line what came back from something that is not a dstack server: a page that is not JSON, an answer cut off', async () => {
+    // It takes the token; then a proxy's page on one path, an answer that promises more than it sends on another.
+    const other = http.createServer((req, res) => {
+      if (req.url === '/api/user') res.writeHead(200, { 'content-type': 'application/json' }).end('{"owner":"acme"}');
+      else if (req.url?.startsWith('/api/runs')) res.writeHead(200, { 'content-type': 'text/html' }).end('<html>Sign in to continue</html>');
+      else {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+        res.write('{"own');
+        setTimeout(() => res.destroy(), 50);
+      }
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    try {
+      const home = tempDir();
+      expect((await cli(['config', '--url', url, '--token', 'dstack_x'], { cwd: home, home })).code).toBe(0);
+      const ps = await cli(['ps'], { cwd: home, home });
+      expect(ps.code).toBe(1);
+      expect(ps.stderr).toBe(`dstack: error: the server at ${url} answered 200 with something that is not JSON (<html>Sign in to continue</html>); check \`dstack config\`\n`);
+      const tags = await cli(['tags'], { cwd: home, home });
+      expect(tags.code).toBe(1);
+      expect(tags.stderr).toBe(`dstack: error: the server at ${url} cut its answer off (ECONNRESET); try again, or check \`dstack config\`\n`);
+    } finally {
+      other.close();
+    }
   });
 });
 
