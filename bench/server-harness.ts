@@ -326,11 +326,27 @@ export function configureRemote(home: string, url: string, token: string): { ok:
 }
 
 /**
- * Runs a command to its end with stdout to `stdoutFile` (or nowhere): wall seconds and its peak
- * memory (GNU time). Asynchronous, so that a memory sampler goes on meanwhile.
+ * CPU seconds the hypervisor has taken from this virtual machine so far, all CPUs together (the
+ * `steal` column of /proc/stat, in ticks of 1/100 s); 0 where there is none to read. A run that
+ * lost a lot is slower for reasons that are not its own: the benches print it beside each time.
  */
-export async function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdoutFile?: string } = {}): Promise<{ seconds: number; maxRssMb: number; cpuSeconds: number }> {
+export function stolenSeconds(): number {
+  try {
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+    return Number(cpu[8] ?? 0) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Runs a command to its end with stdout to `stdoutFile` (or nowhere): wall seconds, its peak
+ * memory and CPU (GNU time), and the CPU stolen from the machine meanwhile. Asynchronous, so that
+ * a memory sampler goes on meanwhile.
+ */
+export async function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdoutFile?: string } = {}): Promise<{ seconds: number; maxRssMb: number; cpuSeconds: number; stolenSeconds: number }> {
   const out = opts.stdoutFile ? fs.openSync(opts.stdoutFile, 'w') : 'ignore';
+  const stolenBefore = stolenSeconds();
   const start = process.hrtime.bigint();
   const child = spawn('/usr/bin/time', ['-f', '%M %U %S', cmd, ...args], { cwd: opts.cwd, env: opts.env, stdio: ['ignore', out, 'pipe'] });
   track(child);
@@ -338,11 +354,12 @@ export async function timed(cmd: string, args: string[], opts: { cwd?: string; e
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const stolen = stolenSeconds() - stolenBefore;
   if (typeof out === 'number') fs.closeSync(out);
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${code}): ${stderr}`);
   // `time` counts the command and the children it waited for (the CLI's git, say).
   const [rss, user, sys] = stderr.trim().split('\n').pop()!.split(' ').map(Number);
-  return { seconds, maxRssMb: Math.round(rss! / 1024), cpuSeconds: user! + sys! };
+  return { seconds, maxRssMb: Math.round(rss! / 1024), cpuSeconds: user! + sys!, stolenSeconds: round(stolen, 2) };
 }
 
 /** A server with one runner agent, of owner `acme`, and a pushed repository of `files` files with these workflows. */
@@ -378,16 +395,22 @@ export type ServerWithAgent = Awaited<ReturnType<typeof serverWithAgent>>;
  * where remote mode works; else submitted over the API and waited for. Its seconds, its name,
  * the run with its events (checked done), and the CLI's peak memory.
  */
-export async function runAsTyped(s: ServerWithAgent, workflow: string, stdoutFile: string): Promise<{ seconds: number; name: string; view: RunAnswer; cliRssMb: number | null; cliCpuSeconds: number | null }> {
+export async function runAsTyped(
+  s: ServerWithAgent,
+  workflow: string,
+  stdoutFile: string,
+): Promise<{ seconds: number; name: string; view: RunAnswer; cliRssMb: number | null; cliCpuSeconds: number | null; stolenSeconds: number | null }> {
   let seconds: number;
   let name: string;
   let cliRssMb: number | null = null;
   let cliCpuSeconds: number | null = null;
+  let stolen: number | null = null;
   if (s.remote.ok) {
     const t = await timed(DSTACK, ['run', workflow], { cwd: s.repo.dir, env: s.env, stdoutFile });
     seconds = t.seconds;
     cliRssMb = t.maxRssMb;
     cliCpuSeconds = t.cpuSeconds;
+    stolen = t.stolenSeconds;
     name = (await s.api.json<{ runs: { run: { name: string } }[] }>('GET', '/api/runs?limit=1')).runs[0]!.run.name;
   } else {
     const start = wallNs();
@@ -399,7 +422,7 @@ export async function runAsTyped(s: ServerWithAgent, workflow: string, stdoutFil
   }
   const view = await s.api.run(name);
   if (view.status !== 'done') throw new Error(`run ${name} ended ${view.status}: ${view.jobs[0]?.reason}`);
-  return { seconds, name, view, cliRssMb, cliCpuSeconds };
+  return { seconds, name, view, cliRssMb, cliCpuSeconds, stolenSeconds: stolen };
 }
 
 /** `count` pairs of `a` and `b`, interleaved, alternating which goes first so that drift hits both alike. */
