@@ -37,7 +37,7 @@ export class FileTail {
   constructor(private readonly file: string, private readonly onData: (data: Buffer) => void) {
     this.fd = fs.openSync(file, 'r');
     this.done = new Promise((resolve) => (this.finished = resolve));
-    this.read();
+    this.readSoon();
   }
 
   /** Bytes written and not yet read. */
@@ -72,34 +72,48 @@ export class FileTail {
 
   private read(): void {
     if (this.reading || this.paused || this.closed) return;
-    this.reading = true;
     // A buffer is kept for the next read where this one found nothing, or little (then copied
     // out): a quiet job polls without making a new quarter-megabyte buffer every time.
     const buf = (this.spare ??= Buffer.allocUnsafeSlow(READ_BYTES));
-    fs.read(this.fd, buf, 0, buf.length, this.offset, (err, n) => {
-      this.reading = false;
-      if (err) n = 0; // a read error reads as the end: the writer's exit then ends the tail
-      if (n > 0) {
-        this.offset += n;
-        if (n < SMALL_READ) this.onData(Buffer.from(buf.subarray(0, n)));
-        else {
-          this.spare = undefined; // handed on whole
-          this.onData(buf.subarray(0, n));
-        }
-        this.punch();
-      }
-      if (n === buf.length) return this.read();
-      if (n === 0 && this.writerDone) return this.close();
-      let wait = TRICKLE_MS;
-      if (n > 0) this.idleMs = IDLE_FIRST_MS;
+    // Read on this thread: what is read was just written, so it comes from the page cache in
+    // microseconds, and a hop through libuv's thread pool would cost two thread wake-ups per read
+    // on a machine whose CPUs the job needs.
+    let n: number;
+    try {
+      n = fs.readSync(this.fd, buf, 0, buf.length, this.offset);
+    } catch {
+      n = 0; // a read error reads as the end: the writer's exit then ends the tail
+    }
+    if (n > 0) {
+      this.offset += n;
+      if (n < SMALL_READ) this.onData(Buffer.from(buf.subarray(0, n)));
       else {
-        wait = this.idleMs;
-        this.idleMs = Math.min(this.idleMs * 2, IDLE_MAX_MS);
+        this.spare = undefined; // handed on whole
+        this.onData(buf.subarray(0, n));
       }
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.read();
-      }, wait);
+      this.punch();
+    }
+    if (n === 0 && this.writerDone) return this.close();
+    // A full read: more is likely waiting, read on once the event loop has sent what this one gave.
+    if (n === buf.length) return this.readSoon();
+    let wait = TRICKLE_MS;
+    if (n > 0) this.idleMs = IDLE_FIRST_MS;
+    else {
+      wait = this.idleMs;
+      this.idleMs = Math.min(this.idleMs * 2, IDLE_MAX_MS);
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.read();
+    }, wait);
+  }
+
+  /** Reads once the event loop has had its turn (never from inside the caller's own call). */
+  private readSoon(): void {
+    this.reading = true;
+    setImmediate(() => {
+      this.reading = false;
+      this.read();
     });
   }
 

@@ -31,16 +31,17 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
   // A bad setting is found now, not when the run is stopped.
   localSettings();
   const root = findRepoRoot();
-  const project = Project.load(root);
-  const closure = project.closure(workflow);
-  const variableNames = new Set(closure.flatMap((wf) => Object.keys(project.variablesOf(wf))));
-  const parsed = parseRunArgs(tokens, (name) => variableNames.has(name));
-  const detach = Boolean(opts.detach || parsed.detach);
-  const labels = checkLabels([...(opts.label ?? []), ...(parsed.labels ?? [])]);
-
   const client = await openClient();
+  // Against a server, git reads the changes to send while the workflows are loaded and planned.
   client.prepare?.(root);
   try {
+    const project = Project.load(root);
+    const closure = project.closure(workflow);
+    const variableNames = new Set(closure.flatMap((wf) => Object.keys(project.variablesOf(wf))));
+    const parsed = parseRunArgs(tokens, (name) => variableNames.has(name));
+    const detach = Boolean(opts.detach || parsed.detach);
+    const labels = checkLabels([...(opts.label ?? []), ...(parsed.labels ?? [])]);
+
     const home = dstackHome();
     const runName = await client.newRunName();
     const secrets = new SecretStore(home).names().map((s) => s.name);
