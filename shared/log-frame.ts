@@ -20,14 +20,22 @@ const HEAD = 10;
 const MAX_JOB_ID_BYTES = 200;
 
 export function encodeLogFrame(frame: LogFrame): Buffer {
-  const id = Buffer.from(frame.jobId);
+  return encodeLogFrameOf(frame.jobId, frame.at, [frame.data]);
+}
+
+/** One log frame of pieces that follow each other in the log: each is copied once, into the frame. */
+export function encodeLogFrameOf(jobId: string, at: number, pieces: readonly Buffer[]): Buffer {
+  const id = Buffer.from(jobId);
   if (id.length === 0 || id.length > MAX_JOB_ID_BYTES) throw new RangeError(`job id of ${id.length} bytes`);
-  const out = Buffer.allocUnsafe(HEAD + id.length + frame.data.length);
+  let length = HEAD + id.length;
+  for (const piece of pieces) length += piece.length;
+  const out = Buffer.allocUnsafe(length);
   out[0] = FRAME_KIND_LOG;
-  out.writeDoubleLE(frame.at, 1);
+  out.writeDoubleLE(at, 1);
   out[9] = id.length;
   id.copy(out, HEAD);
-  frame.data.copy(out, HEAD + id.length);
+  let offset = HEAD + id.length;
+  for (const piece of pieces) offset += piece.copy(out, offset);
   return out;
 }
 

@@ -380,6 +380,44 @@ describe('the agent hub', () => {
     }
   });
 
+  it('sends a live follower the chunks that arrive together as one frame, in order, with the end of the job after its log', async () => {
+    const s = await setup();
+    try {
+      const box = await s.agent();
+      const jobId = await s.started(box);
+      box.status(jobId, 'running');
+      const user = s.server.tokens.create('acme', 'user').token;
+      const ws = new WebSocket(`${s.url.replace(/^http/, 'ws')}/api/runs/${jobId.replace(/-0$/, '')}/logs?follow=1&frames=binary`, { headers: { authorization: `Bearer ${user}` } });
+      const seen: string[] = [];
+      let log = '';
+      let frames = 0;
+      ws.on('message', (data: Buffer, isBinary) => {
+        if (isBinary) {
+          const frame = decodeLogFrame(data);
+          if ('error' in frame) throw new Error(frame.error);
+          expect(frame.at).toBe(Buffer.byteLength(log));
+          log += frame.data.toString();
+          frames++;
+          return;
+        }
+        const m = JSON.parse(data.toString()) as { type: string; job?: { status: string } };
+        seen.push(m.type === 'job' ? `job ${m.job!.status} after ${log.length} bytes` : m.type);
+      });
+      const closed = new Promise((resolve) => ws.on('close', resolve));
+      await waitFor(() => seen.includes('run'), 5000, 'the follower to attach');
+      // Eight chunks and the job's end in one burst, as an agent sends a fast job's output.
+      const lines = Array.from({ length: 8 }, (_, i) => `line ${i}\n`);
+      lines.forEach((line, i) => box.log(jobId, i + 1, line));
+      box.status(jobId, 'done', { exitCode: 0 });
+      await closed;
+      expect(log).toBe(lines.join(''));
+      expect(frames).toBeLessThan(lines.length);
+      expect(seen).toEqual(['run', `job done after ${log.length} bytes`, 'end']);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('aborts the running job of an agent silent past the liveness window, and runs an interruptible one again elsewhere', async () => {
     const s = await setup({ lostAfterMs: 600 });
     try {
