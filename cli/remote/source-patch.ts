@@ -50,6 +50,8 @@ interface Repo {
   top: string;
   /** The user's index file. */
   index: string;
+  /** Where a refreshed copy of it is kept (see stageAll): beside it, without its suffix. */
+  kept: string;
   remotes: string[];
   /** The current branch's upstream (`origin/main`), or ''. */
   upstream: string;
@@ -58,13 +60,13 @@ interface Repo {
 async function repoAt(repoDir: string): Promise<Repo> {
   const git = (args: string[]) => runGit(args, { cwd: repoDir });
   const [where, remotes, upstream] = await Promise.all([
-    git(['rev-parse', '--show-toplevel', '--git-path', 'index']).catch(() => undefined),
+    git(['rev-parse', '--show-toplevel', '--git-path', 'index', '--git-path', 'dstack-index']).catch(() => undefined),
     git(['remote']).catch(() => ''),
     git(['rev-parse', '--abbrev-ref', '--symbolic-full-name', '@{upstream}']).catch(() => ''),
   ]);
-  const [top, index] = where?.split('\n') ?? [];
-  if (!top || !index) throw fail(`${repoDir} is not in a git repository; runs on a server need one with a remote (git init, git remote add origin URL, git push)`);
-  return { top, index: path.resolve(repoDir, index), remotes: remotes.split('\n').filter(Boolean), upstream: upstream.trim() };
+  const [top, index, kept] = where?.split('\n') ?? [];
+  if (!top || !index || !kept) throw fail(`${repoDir} is not in a git repository; runs on a server need one with a remote (git init, git remote add origin URL, git push)`);
+  return { top, index: path.resolve(repoDir, index), kept: path.resolve(repoDir, kept), remotes: remotes.split('\n').filter(Boolean), upstream: upstream.trim() };
 }
 
 /** The repository's top folder and the remote agents fetch from: the upstream's, else `origin`, else the first. */
@@ -125,6 +127,13 @@ interface StagedIndex {
  * The work tree staged into a temporary index: a copy of the user's, so `git add -A` hashes only
  * the files changed since git last looked (a fresh index would have it read and hash every file of
  * the repository on every run).
+ *
+ * Beside it, a second copy is refreshed (`git update-index --refresh`: the same entries, with git's
+ * look at each file recorded) and kept in the git folder, named for the user's index it was copied
+ * from; while that one is unchanged, later runs copy the kept one instead. In an index written the
+ * same second as its files (a fresh clone, a commit of files just written) every entry is "racily
+ * clean", and `git add -A` would read and hash every file again on every run until something
+ * refreshed the user's index, which dstack never writes.
  */
 async function stageAll(repo: Repo): Promise<StagedIndex> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dstack-patch-'));
@@ -132,22 +141,60 @@ async function stageAll(repo: Repo): Promise<StagedIndex> {
   const indexEnv = { GIT_INDEX_FILE: index };
   const staged = { env: gitEnv(indexEnv), remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
   try {
-    const copied = await fsp.copyFile(repo.index, index).then(
-      // With the original's times: git takes entries as changed-maybe ("racily clean") by
-      // comparing files' times with the index's, and a copy made now would hide an edit.
-      async () => {
-        const st = await fsp.stat(repo.index);
-        await fsp.utimes(index, st.atime, st.mtime);
-        return true;
-      },
-      () => false, // no index yet (nothing was ever added)
-    );
-    if (!copied) await runGit(['read-tree', 'HEAD'], { cwd: repo.top, env: indexEnv });
+    const user = await fsp.stat(repo.index).catch(() => undefined); // none yet: nothing was ever added
+    const kept = user && `${repo.kept}.${user.ino}-${user.size}-${Math.round(user.mtimeMs * 1000)}`;
+    let refreshed: Promise<void> | undefined;
+    if (kept && (await copyWithTimes(kept, index))) {
+      // Refreshed already, and the user's index has not changed since.
+    } else if (user && (await copyWithTimes(repo.index, index))) {
+      refreshed = refreshAndKeep(repo, path.join(dir, 'refreshed'), kept!);
+    } else {
+      await runGit(['read-tree', 'HEAD'], { cwd: repo.top, env: indexEnv });
+    }
     await runGit(['add', '-A'], { cwd: repo.top, env: indexEnv });
+    await refreshed;
     return staged;
   } catch (err) {
     staged.remove();
     throw fail(`cannot read the changes in ${repo.top}: ${err instanceof Error ? err.message.trim() : String(err)}`);
+  }
+}
+
+/**
+ * Copies an index file with its times, or says false where there is none. The times matter: git
+ * takes entries as changed-maybe ("racily clean") by comparing files' times with the index's, and a
+ * copy dated now would hide an edit.
+ */
+async function copyWithTimes(from: string, to: string): Promise<boolean> {
+  try {
+    await fsp.copyFile(from, to);
+    const st = await fsp.stat(from);
+    await fsp.utimes(to, st.atime, st.mtime);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Refreshes a copy of the user's index at `copy` and keeps it as `kept`, by a rename (a run beside
+ * this one never reads half of it), removing those kept for earlier states of the user's index.
+ * Only an optimisation: where anything fails (the git folder cannot be written), nothing is kept.
+ */
+async function refreshAndKeep(repo: Repo, copy: string, kept: string): Promise<void> {
+  const tmp = `${kept}.${process.pid}.tmp`;
+  try {
+    if (!(await copyWithTimes(repo.index, copy))) return;
+    // Exit 1 where files changed ("needs update"): those stay as they are, for `add` to stage.
+    await runGit(['update-index', '-q', '--refresh'], { cwd: repo.top, env: { GIT_INDEX_FILE: copy } }).catch(() => {});
+    await copyWithTimes(copy, tmp);
+    await fsp.rename(tmp, kept);
+    const folder = path.dirname(repo.kept);
+    const prefix = `${path.basename(repo.kept)}.`;
+    const stale = (await fsp.readdir(folder)).filter((name) => name.startsWith(prefix) && !name.endsWith('.tmp') && path.join(folder, name) !== kept);
+    await Promise.all(stale.map((name) => fsp.rm(path.join(folder, name), { force: true })));
+  } catch {
+    await fsp.rm(tmp, { force: true }).catch(() => {});
   }
 }
 

@@ -121,6 +121,44 @@ describe('a run sent to agents: the patch of local work, and the checkout of it'
     expect((await sourcePatch(path.join(clone))).repoUrl).toBe('git@example.invalid:acme/repo.git');
   });
 
+  it("keeps a refreshed copy of the user's index for the next run, and starts from the user's again once it changes", async () => {
+    const { remote, clone } = remoteAndClone({ '.gitignore': '*.log\n', 'a.txt': 'a\n' });
+    const gitDir = path.join(clone, '.git');
+    const keptFiles = () => fs.readdirSync(gitDir).filter((name) => name.startsWith('dstack-index.'));
+    const index = fs.readFileSync(path.join(gitDir, 'index'));
+    const sendAndCheckOut = async () => {
+      const sent = await sourcePatch(clone);
+      const dest = path.join(tempDir(), 'work');
+      await new RepoMirrors(tempDir()).checkout({ repoUrl: remote, commit: sent.commit, patch: sent.openPatch(), dest });
+      return dest;
+    };
+
+    writeFiles(clone, { 'b.txt': 'b\n' });
+    expect(tree(await sendAndCheckOut())).toEqual(tree(clone));
+    // One kept copy, with the user's entries; the user's own index untouched.
+    expect(keptFiles()).toHaveLength(1);
+    const [first] = keptFiles();
+    const entries = (file?: string) => execFileSync('git', ['ls-files', '-s'], { cwd: clone, env: { ...process.env, ...(file ? { GIT_INDEX_FILE: path.join(gitDir, file) } : {}) } }).toString();
+    expect(entries(first)).toBe(entries());
+    expect(fs.readFileSync(path.join(gitDir, 'index')).equals(index)).toBe(true);
+
+    // The user's index unchanged: the next run starts from the kept copy, and still sends every change.
+    writeFiles(clone, { 'a.txt': 'a changed\n', 'c.txt': 'c\n' });
+    expect(tree(await sendAndCheckOut())).toEqual(tree(clone));
+    expect(keptFiles()).toEqual([first]);
+
+    // A file .gitignore matches, added by force, is in the user's index only: a run started from
+    // the old copy would not send it. The new state gets a copy of its own; the old one goes.
+    writeFiles(clone, { 'forced.log': 'tracked though ignored\n' });
+    git(clone, 'add', '-f', 'forced.log');
+    const dest = await sendAndCheckOut();
+    expect(fs.readFileSync(path.join(dest, 'forced.log'), 'utf8')).toBe('tracked though ignored\n');
+    expect(tree(dest)).toEqual(tree(clone));
+    expect(keptFiles()).toHaveLength(1);
+    expect(keptFiles()).not.toEqual([first]);
+    expect(entries(keptFiles()[0])).toBe(entries());
+  });
+
   it('clones a mirror once, fetches only for a commit it lacks, and never needs the remote for one it has', async () => {
     const { remote, clone } = remoteAndClone({ 'a.txt': 'one\n' });
     const mirrors = new RepoMirrors(tempDir());
