@@ -19,7 +19,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['test/shared/**/*.test.ts', 'test/app/**/*.test.ts', 'test/agent/**/*.test.ts', 'test/cli/commands/**/*.test.ts', 'test/cli/output/**/*.test.ts', 'test/github-sim/**/*.test.ts'],
+          include: ['test/shared/**/*.test.ts', 'test/app/**/*.test.ts', 'test/agent/**/*.test.ts', 'test/cli/commands/**/*.test.ts', 'test/cli/output/**/*.test.ts', 'test/cli/client/**/*.test.ts', 'test/github-sim/**/*.test.ts'],
         },
       },
       {

@@ -248,7 +248,8 @@ export class RemoteClient implements DstackClient {
     }
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return res;
-    throw this.answerError(status, await answerText(res).catch(() => ''));
+    // An error answer is a line of JSON, or a proxy's page: a little of it is enough to say why.
+    throw this.answerError(status, await answerText(res, 64 * 1024).catch(() => ''));
   }
 
   private unreachable(err: unknown): DstackError {
