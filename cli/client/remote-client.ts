@@ -253,8 +253,7 @@ export class RemoteClient implements DstackClient {
   }
 
   private unreachable(err: unknown): DstackError {
-    // node:http's errors carry the code themselves; a DstackError (a failed patch) says its own why.
-    if (err instanceof DstackError) return err;
+    // node:http's errors carry the code themselves.
     const why = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
     return new DstackError('DSTACK_ERR_SERVER', `cannot reach the server at ${this.url}: ${why}; check \`dstack config\``, { cause: err });
   }

@@ -147,7 +147,7 @@ async function stageAll(repo: Repo): Promise<StagedIndex> {
     if (kept && (await copyWithTimes(kept, index))) {
       // Refreshed already, and the user's index has not changed since.
     } else if (user && (await copyWithTimes(repo.index, index))) {
-      refreshed = refreshAndKeep(repo, path.join(dir, 'refreshed'), kept!);
+      refreshed = refreshAndKeep(repo, kept!);
     } else {
       await runGit(['read-tree', 'HEAD'], { cwd: repo.top, env: indexEnv });
     }
@@ -177,21 +177,21 @@ async function copyWithTimes(from: string, to: string): Promise<boolean> {
 }
 
 /**
- * Refreshes a copy of the user's index at `copy` and keeps it as `kept`, by a rename (a run beside
- * this one never reads half of it), removing those kept for earlier states of the user's index.
- * Only an optimisation: where anything fails (the git folder cannot be written), nothing is kept.
+ * Refreshes a copy of the user's index, made beside it, and keeps it as `kept` by a rename (a run
+ * beside this one never reads half of it), removing those kept for earlier states of the user's
+ * index. Only an optimisation: where anything fails (the git folder cannot be written), nothing is kept.
  */
-async function refreshAndKeep(repo: Repo, copy: string, kept: string): Promise<void> {
+async function refreshAndKeep(repo: Repo, kept: string): Promise<void> {
+  // Where git refreshes it (its lock `….tmp.lock` beside it); another run's cleanup leaves both alone.
   const tmp = `${kept}.${process.pid}.tmp`;
   try {
-    if (!(await copyWithTimes(repo.index, copy))) return;
+    if (!(await copyWithTimes(repo.index, tmp))) return;
     // Exit 1 where files changed ("needs update"): those stay as they are, for `add` to stage.
-    await runGit(['update-index', '-q', '--refresh'], { cwd: repo.top, env: { GIT_INDEX_FILE: copy } }).catch(() => {});
-    await copyWithTimes(copy, tmp);
+    await runGit(['update-index', '-q', '--refresh'], { cwd: repo.top, env: { GIT_INDEX_FILE: tmp } }).catch(() => {});
     await fsp.rename(tmp, kept);
     const folder = path.dirname(repo.kept);
     const prefix = `${path.basename(repo.kept)}.`;
-    const stale = (await fsp.readdir(folder)).filter((name) => name.startsWith(prefix) && !name.endsWith('.tmp') && path.join(folder, name) !== kept);
+    const stale = (await fsp.readdir(folder)).filter((name) => name.startsWith(prefix) && !name.includes('.tmp') && path.join(folder, name) !== kept);
     await Promise.all(stale.map((name) => fsp.rm(path.join(folder, name), { force: true })));
   } catch {
     await fsp.rm(tmp, { force: true }).catch(() => {});
