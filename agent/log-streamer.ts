@@ -4,7 +4,11 @@ export interface LogChunk {
   data: Buffer;
 }
 
-/** Where chunks go; a returned promise means "slow down": the producer pauses until it settles. */
+/**
+ * Where chunks go; a returned promise means "slow down": the producer pauses until it settles. A
+ * chunk's bytes may be lent for the call only (the job's output is read into one buffer, again
+ * and again): a sink that keeps them past its return copies them.
+ */
 export type LogSink = (chunk: LogChunk) => void | Promise<void>;
 
 export const MAX_CHUNK_BYTES = 64 * 1024;
@@ -41,13 +45,19 @@ export class LogStreamer {
     this.seq = this.base = firstSeq - 1;
   }
 
+  /** Output to sequence; its bytes need only be valid for the call (what waits for the next flush is copied). */
   write(data: Buffer | string): void {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     if (buf.length === 0) return;
-    this.pending.push(buf);
     this.pendingBytes += buf.length;
-    if (this.pendingBytes >= MAX_CHUNK_BYTES) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
+    if (this.pendingBytes >= MAX_CHUNK_BYTES) {
+      this.pending.push(buf);
+      this.flush();
+      return;
+    }
+    // Kept until the flush, past this call: a copy, since the caller may use its buffer again.
+    this.pending.push(typeof data === 'string' ? buf : Buffer.from(buf));
+    this.timer ??= setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
   }
 
   /** A line from dstack itself (not the job), shown in the job's log. */

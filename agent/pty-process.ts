@@ -6,6 +6,7 @@ export interface PtyProcessOptions {
   args: string[];
   cwd: string;
   env: Record<string, string>;
+  /** The command's output, in order; the bytes may be lent for the call only (copy what you keep). */
   onData: (data: Buffer) => void;
   /** A folder for the pty's copy of the output, under `script` (default: the system's temporary folder). */
   stateDir?: string;

@@ -89,8 +89,8 @@ export class LocalWorker implements Agent {
     return {
       setStatus: (status, fields) => endpoint.setStatus(status, fields),
       // Stored at once: a slow terminal catches up from the log file (see LogPrinter), so the job
-      // is never held back by it.
-      log: (chunk) => void endpoint.appendLog(chunk.seq, chunk.data),
+      // is never held back by it. A copy: the chunk is lent, and log followers keep what they are sent.
+      log: (chunk) => void endpoint.appendLog(chunk.seq, Buffer.from(chunk.data)),
       portOpen: (port) => endpoint.portOpen(port),
       checkout: (dest) => this.checkout(job, dest),
       dependencies: async () => refs(endpoint.dependencies()),

@@ -33,7 +33,8 @@ function recordingIO(files: Record<string, string>, options: { caches?: ArchiveR
     setStatus: async (status, fields) => void statuses.push({ status, fields }),
     log: (c) => {
       if (options.failLog?.(c.seq)) throw new Error('disk full');
-      chunks.push(c);
+      // A copy: a chunk is lent for the call only (see LogSink).
+      chunks.push({ seq: c.seq, data: Buffer.from(c.data) });
     },
     portOpen: () => {},
     checkout: async (dest) => writeFiles(dest, files),
@@ -70,10 +71,11 @@ describe('JobRunner', () => {
     const slow: JobIO = {
       ...rec.io,
       logMayPause: () => mayPause++,
-      // A sink that is always behind: each chunk asks the producer to wait a moment.
+      // A sink that is always behind: each chunk asks the producer to wait a moment (its ~7 MB
+      // then take 27 reads of 100 ms, far longer than the job itself).
       log: (c) => {
-        rec.chunks.push(c);
-        return new Promise<void>((resolve) => setTimeout(resolve, 40));
+        rec.chunks.push({ seq: c.seq, data: Buffer.from(c.data) });
+        return new Promise<void>((resolve) => setTimeout(resolve, 100));
       },
     };
     const marks = tempDir();

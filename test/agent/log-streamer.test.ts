@@ -30,6 +30,24 @@ describe('LogStreamer', () => {
     }
   });
 
+  it('keeps its own copy of what waits for the flush, since a writer reads into the same buffer again', () => {
+    vi.useFakeTimers();
+    try {
+      const chunks: string[] = [];
+      const s = new LogStreamer((c) => void chunks.push(c.data.toString()));
+      const buffer = Buffer.alloc(6);
+      for (const line of ['first\n', 'other\n']) {
+        buffer.write(line);
+        s.write(buffer);
+      }
+      buffer.write('later\n');
+      vi.advanceTimersByTime(FLUSH_INTERVAL_MS);
+      expect(chunks).toEqual(['first\nother\n']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('pauses the producer while the sink is behind, and drains before the end', async () => {
     const events: string[] = [];
     let release!: () => void;

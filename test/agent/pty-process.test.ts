@@ -9,7 +9,7 @@ import { removeTempDirs, ROOT, tempDir, waitFor } from '../helpers/cli.js';
 
 function run(backend: PtyBackend, script: string, more: Partial<PtyProcessOptions> = {}) {
   const chunks: Buffer[] = [];
-  const p = spawnPty({ file: 'bash', args: ['-c', script], cwd: process.cwd(), env: process.env as Record<string, string>, onData: (d) => chunks.push(d), ...more }, backend);
+  const p = spawnPty({ file: 'bash', args: ['-c', script], cwd: process.cwd(), env: process.env as Record<string, string>, onData: (d) => chunks.push(Buffer.from(d)), ...more }, backend);
   return { p, out: () => Buffer.concat(chunks).toString() };
 }
 
