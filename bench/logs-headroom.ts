@@ -11,8 +11,9 @@
  *    which takes no CPU time the command wants.
  * Where `bare_path` is already past 1.3, the target is past what even a job → agent → server →
  * CLI path with no protocol at all reaches on this machine (`minor_faults` and CPU per process
- * say what that skeleton spends, to set beside `cpu_of_all_runs` of bench:logs); where `idle_loop` is past 1, work on the other CPUs slows
- * the command whatever its priority (CPUs that share a core, or a hypervisor's).
+ * say what that skeleton spends, to set beside `cpu_of_all_runs` of bench:logs); where
+ * `idle_loop` is past 1, work on the other CPUs slows the command whatever its priority (CPUs
+ * that share a core, or a hypervisor's).
  * Usage: npm run bench:logs-headroom [-- --megabytes 200 --repeat 5]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -21,15 +22,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileTail } from '../agent/pty/file-tail.js';
-import { arg, machine, median, round, stolenSeconds, tempDir } from './server-harness.js';
+import { arg, machine, median, round, tempDir, timed } from './server-harness.js';
 
 const HERE = fileURLToPath(import.meta.url);
-
-/** CPU seconds this process has used, user and system. */
-function ownCpuSeconds(): number {
-  const u = process.resourceUsage();
-  return (u.userCPUTime + u.systemCPUTime) / 1e6;
-}
 
 /** The follower: reads `file` as it grows and sends it to the relay; ends on SIGUSR2 (the writer ended), once read to the end. */
 function tailRole(file: string, port: number): void {
@@ -79,10 +74,11 @@ function ready(): void {
   process.stderr.write('ready\n');
 }
 
-/** Says this process's CPU time on stderr, then exits. */
+/** Says this process's CPU time and minor page faults on stderr, then exits. */
 function report(then?: () => void): void {
   then?.();
-  process.stderr.write(`${JSON.stringify({ cpu_s: round(ownCpuSeconds(), 2), faults: process.resourceUsage().minorPageFault })}\n`);
+  const u = process.resourceUsage();
+  process.stderr.write(`${JSON.stringify({ cpu_s: round((u.userCPUTime + u.systemCPUTime) / 1e6, 2), faults: u.minorPageFault })}\n`);
   process.exit(0);
 }
 
@@ -116,10 +112,6 @@ function startRole(args: string[], stdout: 'pipe' | number = 'pipe'): { child: C
   return { child, ready, cpu };
 }
 
-function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => child.once('close', resolve));
-}
-
 async function main(): Promise<void> {
   const megabytes = arg('megabytes', 200);
   const repeat = arg('repeat', 5);
@@ -129,25 +121,15 @@ async function main(): Promise<void> {
   const work = tempDir('dstack-bench-headroom-');
   const scriptOut = path.join(work, 'script.out');
 
-  /** `script -qfec CMD /dev/null` into a file: seconds from its start to its end. */
-  const script = () => {
-    const fd = fs.openSync(scriptOut, 'w');
-    const started = process.hrtime.bigint();
-    const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: work, stdio: ['ignore', fd, 'ignore'] });
-    fs.closeSync(fd);
-    return { child, started, done: exited(child) };
-  };
-  const seconds = (from: bigint) => Number(process.hrtime.bigint() - from) / 1e9;
+  /** `script -qfec CMD /dev/null` into a file, as bench:logs times it: seconds, and CPU stolen meanwhile. */
+  const script = () => timed('script', ['-qfec', command, '/dev/null'], { cwd: work, stdoutFile: scriptOut });
 
   const floor = async () => {
-    const stolen = stolenSeconds();
-    const s = script();
-    await s.done;
-    return { seconds: seconds(s.started), stolen: round(stolenSeconds() - stolen, 2) };
+    const t = await script();
+    return { seconds: t.seconds, stolen: t.stolenSeconds };
   };
 
   const barePath = async () => {
-    const stolen = stolenSeconds();
     const relay = startRole(['relay', path.join(work, 'stored.log')]);
     const port = await new Promise<number>((resolve) => relay.child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
     const clientOut = fs.openSync(path.join(work, 'shown.txt'), 'w');
@@ -158,27 +140,25 @@ async function main(): Promise<void> {
     fs.writeFileSync(scriptOut, '');
     const follower = startRole(['tail', scriptOut, String(port)]);
     await Promise.race([follower.ready, follower.cpu]);
-    const s = script();
-    await s.done;
+    const started = process.hrtime.bigint();
+    const t = await script();
     follower.child.kill('SIGUSR2');
     const [tail, relayed, shownBy] = await Promise.all([follower.cpu, relay.cpu, client.cpu]);
-    const secs = seconds(s.started);
+    // To the client's last byte, as `dstack run` is timed to its end.
+    const secs = Number(process.hrtime.bigint() - started) / 1e9;
     const shown = fs.statSync(path.join(work, 'shown.txt')).size;
     if (shown !== fs.statSync(scriptOut).size) throw new Error(`the bare path passed on ${shown} of ${fs.statSync(scriptOut).size} bytes`);
-    return { seconds: secs, stolen: round(stolenSeconds() - stolen, 2), use: { follower: tail, relay: relayed, client: shownBy } };
+    return { seconds: secs, stolen: t.stolenSeconds, use: { follower: tail, relay: relayed, client: shownBy } };
   };
 
   const idlePolicy = spawnSync('chrt', ['-i', '0', 'true']).status === 0 ? ['chrt', '-i', '0'] : ['nice', '-n', '19'];
   const idleLoop = async () => {
-    const stolen = stolenSeconds();
     const loop = spawn(idlePolicy[0]!, [...idlePolicy.slice(1), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 100));
-    const s = script();
-    await s.done;
-    const secs = seconds(s.started);
+    const t = await script();
     loop.kill('SIGKILL');
-    await exited(loop);
-    return { seconds: secs, stolen: round(stolenSeconds() - stolen, 2) };
+    await new Promise((resolve) => loop.once('close', resolve));
+    return { seconds: t.seconds, stolen: t.stolenSeconds };
   };
 
   const floors: { seconds: number; stolen: number }[] = [];

@@ -15,9 +15,10 @@ const PUNCH_EVERY = 64 * 1024 * 1024;
  * Follows a file another process writes, handing on what it adds, in order. The writer never
  * waits for the reader: however busy the reader's event loop, the file takes the writer's output
  * at once. Every read goes into the same buffer, so what `onData` gets is lent for the call only
- * (copy what you keep): a fresh quarter-megabyte per read cost the agent a page fault for every
- * 4 KB of the job's output, 50,000 per 200 MB, a third of its CPU time. What has been read is punched out of the file as it goes (`fallocate --punch-hole`,
- * where the filesystem can), so a long job's output does not pile up on disk.
+ * (copy what you keep): a fresh quarter-megabyte per read cost a page fault for every 4 KB of the
+ * job's output, 50,000 per 200 MB. What has been read is punched out of the file as it goes
+ * (`fallocate --punch-hole`, where the filesystem can), so a long job's output does not pile up
+ * on disk.
  */
 export class FileTail {
   private readonly fd: number;
