@@ -255,6 +255,21 @@ describe('the GitHub App', () => {
     expect(botComments(w)).toHaveLength(2);
   });
 
+  it('says so in one reply, with a confused reaction, when GitHub does not answer what the commenter may do', async () => {
+    const w = await world(FILES, { agent: false });
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'outage' });
+    w.sim.faults.failNext('server-500', 4, ['repos/get-collaborator-permission-level']);
+    const comment = await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: '/dstack run hello\n/dstack stop' });
+    const [reply] = await until(() => {
+      const bot = botComments(w);
+      return bot.length === 1 && bot;
+    }, 'the reply', 60_000);
+    expect(reply!.body).toMatch(/^@alice could not ask GitHub for your permission on octo\/models, so nothing ran; comment again in a while:\n\n```\nGitHub answered 500: .+\n```$/);
+    await until(() => comments(w).find((c) => c.id === comment.id)!.reactions_list.length > 0, 'the reaction');
+    expect(comments(w).find((c) => c.id === comment.id)!.reactions_list).toEqual([{ content: 'confused', user: w.sim.botLogin }]);
+    expect(await runs(w)).toEqual([]);
+  }, 90_000);
+
   it('replies with the exact error of a workflow file, with its file, line and column', async () => {
     const w = await world({ '.dstack/workflows.yaml': 'workflows:\n  - name: hello\n    provider: bash\n    comands: [echo hi]\n' }, { agent: false });
     const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'broken' });
