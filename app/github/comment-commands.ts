@@ -15,6 +15,9 @@ export type CommentCommand =
   /** A line that starts with `/dstack` but is not a command: the reply says why. */
   | { name: 'invalid'; line: string; error: string };
 
+/** The most commands one comment may hold; a comment with more is refused whole. */
+export const MAX_COMMANDS = 10;
+
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const RUN_NAME = /^[a-z]+-[a-z]+-\d+$/;
 
@@ -150,7 +153,7 @@ export function splitWords(text: string): string[] {
 
 /** The reply to `/dstack help`. */
 export const COMMENT_HELP = [
-  'Commands, one per line of a comment (text around them is ignored):',
+  `Commands, one per line of a comment, at most ${MAX_COMMANDS} (text around them is ignored, and so are quotes and code blocks):`,
   '',
   '| command | does |',
   '|---|---|',

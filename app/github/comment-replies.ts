@@ -1,5 +1,4 @@
-/** The most commands one comment may hold; a comment with more is refused whole. */
-export const MAX_COMMANDS = 10;
+import { MAX_COMMANDS } from './comment-commands.js';
 
 /** What became of one command of a comment. */
 export type CommandOutcome = { line: string } & (
