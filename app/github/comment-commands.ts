@@ -1,9 +1,9 @@
 /**
  * The `/dstack …` commands of a pull-request or issue comment. Every line that starts with
- * `/dstack` is one command; the text around them is ignored, and so are lines inside fenced code
- * blocks and quotes (a reply that quotes a command, or the app's own help, runs nothing). Words are
- * split as a POSIX shell splits them (quotes, backslashes), and never evaluated: `$HOME` stays
- * `$HOME`.
+ * `/dstack` is one command; the text around them is ignored, and so are lines inside fenced or
+ * indented code blocks and quotes (a reply that quotes a command, or the app's own help, runs
+ * nothing). Words are split as a POSIX shell splits them (quotes, backslashes), and never
+ * evaluated: `$HOME` stays `$HOME`.
  */
 export type CommentCommand =
   /** `/dstack run WORKFLOW [--NAME VALUE] [ARGS]`: `words` is what follows the workflow, for parseRunArgs. */
@@ -15,6 +15,9 @@ export type CommentCommand =
   /** A line that starts with `/dstack` but is not a command: the reply says why. */
   | { name: 'invalid'; line: string; error: string };
 
+/** The most commands one comment may hold; a comment with more is refused whole. */
+export const MAX_COMMANDS = 10;
+
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const RUN_NAME = /^[a-z]+-[a-z]+-\d+$/;
 
@@ -22,18 +25,52 @@ const RUN_NAME = /^[a-z]+-[a-z]+-\d+$/;
 export function commentCommands(body: string): CommentCommand[] {
   const out: CommentCommand[] = [];
   let fence: string | undefined;
+  // CommonMark's indented code block: a line indented 4 columns or more starts one, unless it
+  // continues a paragraph (a lazy continuation, shown as text); blank lines and further indented
+  // lines continue it. `paragraph` is whether the line before was paragraph text.
+  let paragraph = false;
+  let code = false;
   for (const raw of body.split(/\r\n|\r|\n/)) {
     const line = raw.trim();
-    const fenceMark = /^(`{3,}|~{3,})/.exec(line)?.[1];
-    if (fenceMark && (!fence || (fenceMark[0] === fence[0] && fenceMark.length >= fence.length))) {
-      fence = fence ? undefined : fenceMark;
+    const indented = indentOf(raw) >= 4;
+    if (fence) {
+      const close = /^(`{3,}|~{3,})$/.exec(line)?.[1];
+      if (close && !indented && close[0] === fence[0] && close.length >= fence.length) fence = undefined;
       continue;
     }
-    if (fence || line.startsWith('>')) continue;
+    if (line === '') {
+      paragraph = false;
+      continue;
+    }
+    if (indented && (code || !paragraph)) {
+      code = true;
+      continue;
+    }
+    code = false;
+    const fenceMark = indented ? undefined : /^(`{3,}|~{3,})/.exec(line)?.[1];
+    if (fenceMark) {
+      fence = fenceMark;
+      paragraph = false;
+      continue;
+    }
+    // A heading or a thematic break is no paragraph: an indented line after it is code.
+    paragraph = !/^(#{1,6}(\s|$)|([-*_])(\s*\3){2,}$)/.test(line);
+    if (line.startsWith('>')) continue;
     if (!/^\/dstack(\s|$)/.test(line)) continue;
     out.push(parseLine(line));
   }
   return out;
+}
+
+/** The columns of a line's leading spaces and tabs (a tab goes to the next multiple of 4, as in CommonMark). */
+function indentOf(line: string): number {
+  let columns = 0;
+  for (const c of line) {
+    if (c === ' ') columns++;
+    else if (c === '\t') columns += 4 - (columns % 4);
+    else break;
+  }
+  return columns;
 }
 
 function parseLine(line: string): CommentCommand {
@@ -116,7 +153,7 @@ export function splitWords(text: string): string[] {
 
 /** The reply to `/dstack help`. */
 export const COMMENT_HELP = [
-  'Commands, one per line of a comment (text around them is ignored):',
+  `Commands, one per line of a comment, at most ${MAX_COMMANDS} (text around them is ignored, and so are quotes and code blocks):`,
   '',
   '| command | does |',
   '|---|---|',

@@ -1,63 +1,98 @@
-import type { Context, ProbotOctokit } from 'probot';
+import type { Context } from 'probot';
 import { DstackError } from '../../shared/errors.js';
 import { isFinal } from '../../shared/job-status.js';
+import type { RunView } from '../run-service.js';
 import { ownerRepo } from '../server/user-views.js';
-import { COMMENT_HELP, commentCommands, type CommentCommand } from './comment-commands.js';
+import { COMMENT_HELP, commentCommands, MAX_COMMANDS, type CommentCommand } from './comment-commands.js';
+import { commentReply, tooManyReply, type CommandOutcome } from './comment-replies.js';
 import { errorText, type GithubApp } from './github-app.js';
 import type { GithubRepository } from './github-runs.js';
+import { RefusalLimiter } from './refusal-limiter.js';
 import { permissionOf, WRITERS } from './repo-permission.js';
 
-/** Roles that may run, stop and tag (the collaborator permission API's `role_name`, or its `permission`). */
-
 /**
- * A new comment on a pull request or an issue: its `/dstack` commands, in order. The app reacts
- * with 👀 at once; run, stop and tag are for users with write, maintain or admin permission on
- * the repository (asked of GitHub, not read from `author_association`), help is for anyone. An
- * edited or deleted comment runs nothing, nor does a bot's (the app's own replies show commands).
+ * What acts on new comments on pull requests and issues: their `/dstack` commands, in order. Run,
+ * stop and tag are for users with write, maintain or admin permission on the repository (asked of
+ * GitHub, not read from `author_association`), help is for anyone. Each comment gets at most one
+ * reply, which answers all of its commands (a run's own comment aside), and one with more than
+ * MAX_COMMANDS is refused whole. An edited or deleted comment runs nothing, nor does a bot's (the
+ * app's own replies show commands).
+ *
+ * The handler runs in its repository's queue (GithubApp.receive), which keeps a writer's run and a
+ * later stop, by them or another writer, in order. A comment from a user without write permission
+ * holds that queue only while their permission is asked (one GET): it can change nothing, so its
+ * reply is written outside the queue, and a writer's command never waits behind other users'
+ * refusals. Such a user gets at most one reply per pull request or issue in 10 minutes.
  */
-export async function handleComment(app: GithubApp, context: Context<'issue_comment'>): Promise<void> {
-  const { payload } = context;
-  if (payload.action !== 'created' || payload.comment.user?.type === 'Bot' || payload.sender.type === 'Bot') return;
-  const commands = commentCommands(payload.comment.body ?? '');
-  if (commands.length === 0) return;
-  const octokit = context.octokit;
-  const repo = { owner: payload.repository.owner.login, repo: payload.repository.name };
-  const issueNumber = payload.issue.number;
-  const user = payload.comment.user?.login ?? payload.sender.login;
-  await octokit.rest.reactions.createForIssueComment({ ...repo, comment_id: payload.comment.id, content: 'eyes' }).catch((err: unknown) => {
-    app.server.log(`could not react to comment ${payload.comment.id}: ${errorText(err)}`);
-  });
-  const reply = (body: string) => octokit.rest.issues.createComment({ ...repo, issue_number: issueNumber, body }).then(() => undefined);
-  const repository: GithubRepository = { id: payload.repository.id, owner: repo.owner, name: repo.repo, cloneUrl: payload.repository.clone_url };
-  let role: string | undefined;
-  for (const command of commands) {
+export function commentHandler(app: GithubApp): (context: Context<'issue_comment'>) => Promise<void> {
+  const limiter = new RefusalLimiter();
+  return async (context) => {
+    const { payload } = context;
+    if (payload.action !== 'created' || payload.comment.user?.type === 'Bot' || payload.sender.type === 'Bot') return;
+    const commands = commentCommands(payload.comment.body ?? '');
+    if (commands.length === 0) return;
+    const octokit = context.octokit;
+    const repo = { owner: payload.repository.owner.login, repo: payload.repository.name };
+    const issueNumber = payload.issue.number;
+    const user = payload.comment.user?.login ?? payload.sender.login;
+    const fullName = `${repo.owner}/${repo.repo}`;
+    const react = (content: 'eyes' | 'confused') =>
+      octokit.rest.reactions.createForIssueComment({ ...repo, comment_id: payload.comment.id, content }).then(
+        () => undefined,
+        (err: unknown) => app.server.log(`could not react to comment ${payload.comment.id}: ${errorText(err)}`),
+      );
+    const reply = (body: string | undefined) =>
+      body === undefined
+        ? Promise.resolve()
+        : octokit.rest.issues.createComment({ ...repo, issue_number: issueNumber, body }).then(
+            () => undefined,
+            (err: unknown) => app.server.log(`could not reply on ${fullName}#${issueNumber}: ${errorText(err)}`),
+          );
+    let role: string;
     try {
-      if (command.name === 'help') {
-        await reply(COMMENT_HELP);
-        continue;
-      }
-      if (command.name === 'invalid') {
-        await reply(`@${user} \`${quoteLine(command.line)}\`: ${command.error}`);
-        continue;
-      }
-      role ??= await permissionOf(octokit, repo, user);
-      if (!WRITERS.has(role)) {
-        await reply(
-          `@${user} only people with write, maintain or admin permission on ${repo.owner}/${repo.repo} may run, stop or tag; you have ${role === 'none' ? 'no' : role} permission, so \`${quoteLine(command.line)}\` did nothing.`,
-        );
-        continue;
-      }
-      if (command.name === 'run') await run(app, context, command, repository, user);
-      else if (command.name === 'stop') await reply(stop(app, command, repository, issueNumber));
-      else await reply(await tag(app, context, command, repository));
+      role = await permissionOf(octokit, repo, user);
     } catch (err) {
-      await reply(`@${user} \`${quoteLine(command.line)}\` failed:\n\n\`\`\`\n${errorText(err)}\n\`\`\``).catch((e: unknown) => app.server.log(`could not reply on #${issueNumber}: ${errorText(e)}`));
+      app.background(Promise.all([react('confused'), reply(`@${user} could not ask GitHub for your permission on ${fullName}, so nothing ran; comment again in a while:\n\n\`\`\`\n${errorText(err)}\n\`\`\``)]).then(() => undefined));
+      return;
     }
-  }
+    if (!WRITERS.has(role)) {
+      // Later comments within the window get 'confused', not 👀 (which says the app is on it):
+      // this thread already says why nothing happens, and a comment with no sign at all looks
+      // lost, so its author would post it again.
+      const answered = limiter.allow(payload.repository.id, issueNumber, user);
+      const body = commands.length > MAX_COMMANDS ? tooManyReply(user, commands.length) : commentReply(user, fullName, commands.map((c) => readerOutcome(c, role)));
+      app.background(answered ? react('eyes').then(() => reply(body)) : react('confused'));
+      return;
+    }
+    app.background(react('eyes'));
+    if (commands.length > MAX_COMMANDS) return reply(tooManyReply(user, commands.length));
+    const repository: GithubRepository = { id: payload.repository.id, owner: repo.owner, name: repo.repo, cloneUrl: payload.repository.clone_url };
+    const outcomes: CommandOutcome[] = [];
+    for (const command of commands) {
+      const { line } = command;
+      try {
+        if (command.name === 'help') outcomes.push({ line, said: COMMENT_HELP });
+        else if (command.name === 'invalid') outcomes.push({ line, invalid: command.error });
+        else if (command.name === 'run') outcomes.push({ line, started: (await run(app, context, command, repository, user)).run.name });
+        else if (command.name === 'stop') outcomes.push({ line, said: stop(app, command, repository, issueNumber) });
+        else outcomes.push({ line, said: await tag(app, context, command, repository) });
+      } catch (err) {
+        outcomes.push({ line, failed: errorText(err) });
+      }
+    }
+    await reply(commentReply(user, fullName, outcomes));
+  };
+}
+
+/** A command of a user without write permission: help and errors as for anyone, the rest refused. */
+function readerOutcome(command: CommentCommand, role: string): CommandOutcome {
+  if (command.name === 'help') return { line: command.line, said: COMMENT_HELP };
+  if (command.name === 'invalid') return { line: command.line, invalid: command.error };
+  return { line: command.line, refused: role };
 }
 
 /** `/dstack run`: at the pull request's head commit now (pinned), or the default branch's head for an issue. */
-async function run(app: GithubApp, context: Context<'issue_comment'>, command: Extract<CommentCommand, { name: 'run' }>, repository: GithubRepository, user: string): Promise<void> {
+async function run(app: GithubApp, context: Context<'issue_comment'>, command: Extract<CommentCommand, { name: 'run' }>, repository: GithubRepository, user: string): Promise<RunView> {
   const { payload, octokit } = context;
   const repo = { owner: repository.owner, repo: repository.name };
   let sha: string;
@@ -71,7 +106,7 @@ async function run(app: GithubApp, context: Context<'issue_comment'>, command: E
     branch = data.default_branch;
     sha = (await octokit.rest.git.getRef({ ...repo, ref: `heads/${branch}` })).data.object.sha;
   }
-  await app.startRun(octokit, {
+  return app.startRun(octokit, {
     installationId: payload.installation!.id,
     repository,
     sha,
@@ -118,8 +153,4 @@ function ownRun(app: GithubApp, name: string, repository: GithubRepository): str
     throw new DstackError('DSTACK_ERR_RUN_UNKNOWN', `unknown run '${name}' in ${repository.owner}/${repository.name}`);
   }
   return view.run.name;
-}
-
-function quoteLine(line: string): string {
-  return line.replace(/`/g, "'").slice(0, 200);
 }

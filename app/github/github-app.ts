@@ -6,7 +6,7 @@ import { isFinal } from '../../shared/job-status.js';
 import type { RunService, RunView } from '../run-service.js';
 import type { DstackServer } from '../server/server.js';
 import type { JobRow } from '../store/store.js';
-import { handleComment } from './comment-handler.js';
+import { commentHandler } from './comment-handler.js';
 import type { GithubSettings } from './github-settings.js';
 import { GithubRuns, type GithubRunRequest } from './github-runs.js';
 import { GithubStore, type GithubRunOrigin } from './github-store.js';
@@ -114,7 +114,7 @@ export class GithubApp {
       const origin = this.store.origin(run.name);
       return origin ? this.repositoryToken(origin.installationId, origin.repoId) : undefined;
     });
-    this.on('issue_comment', (context) => handleComment(this, context));
+    this.on('issue_comment', commentHandler(this));
     this.on('push', (context) => handlePush(this, context));
     this.on('installation', async (context) => {
       server.log(`GitHub App ${context.payload.action} on ${(context.payload.installation.account as { login?: string } | null)?.login ?? 'an account'} (installation ${context.payload.installation.id})`);
@@ -189,6 +189,15 @@ export class GithubApp {
       this.work.delete(next);
       if (this.queues.get(key) === next) this.queues.delete(key);
     });
+  }
+
+  /**
+   * Work a handler leaves running after it returns, so as not to hold its repository's queue (a
+   * reply to a user without permission): settled() waits for it too. It must not reject.
+   */
+  background(work: Promise<void>): void {
+    this.work.add(work);
+    void work.finally(() => this.work.delete(work));
   }
 
   /** Every run the app starts, after it is submitted (check runs are made from here). Returns what removes it. */

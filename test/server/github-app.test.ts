@@ -165,21 +165,110 @@ describe('the GitHub App', () => {
   it('answers a user without write permission, and runs nothing; help is for anyone', async () => {
     const w = await world(FILES, { agent: false });
     const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'try it' });
-    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'mallory', permission: 'read', body: '/dstack run hello\n/dstack help' });
-    const replies = await until(() => {
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'mallory', permission: 'read', body: '/dstack run hello' });
+    const [refusal] = await until(() => {
       const bot = botComments(w);
-      return bot.length === 2 && bot;
+      return bot.length === 1 && bot;
     });
-    expect(replies[0]!.body).toBe(
+    expect(refusal!.body).toBe(
       `@mallory only people with write, maintain or admin permission on ${OWNER}/${REPO} may run, stop or tag; you have read permission, so \`/dstack run hello\` did nothing.`,
     );
-    expect(replies[1]!.body).toContain('| `/dstack run WORKFLOW [--NAME VALUE] [ARGS]` |');
-    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'eve', body: '/dstack stop' });
-    await waitFor(() => botComments(w).length === 3);
-    expect(botComments(w)[2]!.body).toContain('@eve only people with write, maintain or admin permission');
-    expect(botComments(w)[2]!.body).toContain('you have no permission');
+    // Both commands of one comment in one reply, help answered.
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'eve', body: '/dstack stop\n/dstack help' });
+    await waitFor(() => botComments(w).length === 2);
+    const both = botComments(w)[1]!.body;
+    expect(both).toMatch(
+      new RegExp(`^@eve your 2 commands \\(only people with write, maintain or admin permission on ${OWNER}/${REPO} may run, stop or tag\\):\n\n1\\. \`/dstack stop\`: did nothing: you have no permission\\.\n2\\. \`/dstack help\`: Commands, one per line`),
+    );
+    expect(both).toContain('\n   | `/dstack run WORKFLOW [--NAME VALUE] [ARGS]` |');
     expect(await runs(w)).toEqual([]);
   });
+
+  it("answers a reader's comment of 10,000 commands with one reply, and a writer's later command at once", async () => {
+    const w = await world(FILES, { agent: false });
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'flood' });
+    const flood = await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'mallory', permission: 'read', body: Array(10_000).fill('/dstack run hello').join('\n') });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: '/dstack stop' });
+    await until(() => botComments(w).find((c) => c.body === 'No run started here is still going.'), "the writer's reply");
+    const refusal = '@mallory this comment has 10000 `/dstack` commands and one comment may have at most 10, so none of them ran; split them over several comments.';
+    await until(() => botComments(w).find((c) => c.body === refusal), "the reader's refusal");
+    expect(comments(w).find((c) => c.id === flood.id)!.reactions_list).toEqual([{ content: 'eyes', user: w.sim.botLogin }]);
+    expect(botComments(w).map((c) => c.body).sort()).toEqual(['No run started here is still going.', refusal].sort());
+    expect(await runs(w)).toEqual([]);
+  });
+
+  it('refuses a writer\'s comment of 11 commands whole, with one reply, and runs none of them', async () => {
+    const w = await world(FILES, { agent: false });
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'eleven' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: Array(11).fill('/dstack run hello').join('\n') });
+    // A later command is handled after it, in the repository's order: by then the first is done.
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', body: '/dstack stop' });
+    await until(() => botComments(w).length === 2, 'both replies');
+    expect(botComments(w).map((c) => c.body)).toEqual([
+      '@alice this comment has 11 `/dstack` commands and one comment may have at most 10, so none of them ran; split them over several comments.',
+      'No run started here is still going.',
+    ]);
+    expect(await runs(w)).toEqual([]);
+  });
+
+  it('refuses a reader once per pull request in ten minutes; their later comments there get a confused reaction only', async () => {
+    const w = await world(FILES, { agent: false });
+    const pr = await pullRequest(w, 'feature', { 'marker.txt': 'pr\n' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'mallory', permission: 'read', body: '/dstack run hello' });
+    await until(() => botComments(w).length === 1, 'the refusal');
+    const again = await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'mallory', body: '/dstack run hello\n/dstack stop' });
+    await until(() => comments(w).find((c) => c.id === again.id)!.reactions_list.length > 0, 'a reaction to the second comment');
+    expect(comments(w).find((c) => c.id === again.id)!.reactions_list).toEqual([{ content: 'confused', user: w.sim.botLogin }]);
+    // Another issue is answered, and so is a writer.
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'elsewhere' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'mallory', body: '/dstack stop' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack stop' });
+    await until(() => botComments(w).length === 3, 'the other replies');
+    // The last two come in either order: the reader's reply is written outside the queue.
+    expect(botComments(w).map((c) => `#${c.issue_number} ${c.body.slice(0, 40)}`).sort()).toEqual(
+      [`#${pr.number} @mallory only people with write, maintai`, `#${issue.number} @mallory only people with write, maintai`, `#${pr.number} No run started here is still going.`].sort(),
+    );
+  });
+
+  it("answers a writer's several commands in one reply, each outcome in order", async () => {
+    const w = await world(FILES, { agent: false });
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'several' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: '/dstack run hello\n/dstack stop\n/dstack tag slim-nothing-9 v1\n/dstack deploy' });
+    const reply = await until(() => botComments(w).find((c) => c.body.startsWith('@alice')), 'the reply');
+    const [run] = await runs(w);
+    const name = run!.run.name;
+    expect(reply.body).toBe(
+      [
+        '@alice your 4 commands:',
+        '',
+        `1. \`/dstack run hello\`: started \`${name}\` (its own comment shows how it goes).`,
+        `2. \`/dstack stop\`: Stopping \`${name}\`.`,
+        '3. `/dstack tag slim-nothing-9 v1`: failed:',
+        '',
+        '   ```',
+        "   unknown run 'slim-nothing-9' in octo/models",
+        '   ```',
+        "4. `/dstack deploy`: unknown command 'deploy'; the commands are run, stop, tag and help ('/dstack help')",
+      ].join('\n'),
+    );
+    await runComment(w, name, 'stopped');
+    expect(botComments(w)).toHaveLength(2);
+  });
+
+  it('says so in one reply, with a confused reaction, when GitHub does not answer what the commenter may do', async () => {
+    const w = await world(FILES, { agent: false });
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'outage' });
+    w.sim.faults.failNext('server-500', 4, ['repos/get-collaborator-permission-level']);
+    const comment = await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: '/dstack run hello\n/dstack stop' });
+    const [reply] = await until(() => {
+      const bot = botComments(w);
+      return bot.length === 1 && bot;
+    }, 'the reply', 60_000);
+    expect(reply!.body).toMatch(/^@alice could not ask GitHub for your permission on octo\/models, so nothing ran; comment again in a while:\n\n```\nGitHub answered 500: .+\n```$/);
+    await until(() => comments(w).find((c) => c.id === comment.id)!.reactions_list.length > 0, 'the reaction');
+    expect(comments(w).find((c) => c.id === comment.id)!.reactions_list).toEqual([{ content: 'confused', user: w.sim.botLogin }]);
+    expect(await runs(w)).toEqual([]);
+  }, 90_000);
 
   it('replies with the exact error of a workflow file, with its file, line and column', async () => {
     const w = await world({ '.dstack/workflows.yaml': 'workflows:\n  - name: hello\n    provider: bash\n    comands: [echo hi]\n' }, { agent: false });
@@ -287,9 +376,10 @@ describe('the GitHub App', () => {
     await until(() => botComments(w).find((c) => c.body === `Stopping \`${name}\`.`), 'the stop reply');
     await runComment(w, name, 'stopped');
     await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', body: `/dstack tag ${name} v1\n/dstack tag slim-nothing-9 v1` });
-    const tagged = await until(() => botComments(w).find((c) => c.body.startsWith(`Tagged \`${name}\` as \`v1\``)), 'the tag reply');
-    expect(tagged.body).toContain('`depends-on: slow:v1` uses its artifacts');
-    await until(() => botComments(w).find((c) => c.body.includes("unknown run 'slim-nothing-9' in octo/models")), 'the unknown run reply');
+    const tagged = await until(() => botComments(w).find((c) => c.body.startsWith('@alice your 2 commands')), 'the tag reply');
+    expect(tagged.body).toBe(
+      `@alice your 2 commands:\n\n1. \`/dstack tag ${name} v1\`: Tagged \`${name}\` as \`v1\`; \`depends-on: slow:v1\` uses its artifacts.\n2. \`/dstack tag slim-nothing-9 v1\`: failed:\n\n   \`\`\`\n   unknown run 'slim-nothing-9' in octo/models\n   \`\`\``,
+    );
     expect((await w.api.call<{ name: string; run_name: string }[]>('GET', '/api/tags')).map((t) => [t.name, t.run_name])).toEqual([['v1', name]]);
   });
 

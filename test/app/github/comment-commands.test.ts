@@ -21,6 +21,24 @@ describe('comment commands', () => {
     expect(commentCommands(body)).toEqual([{ name: 'help', line: '/dstack help' }]);
   });
 
+  it('ignores commands in indented code blocks: four spaces or a tab, at the start or after a blank line, and the lines that continue the block', () => {
+    const body = ['    /dstack run first', '', 'Try this:', '', '    /dstack run train', '', '    /dstack stop', '\t/dstack tag slim-octopus-3 x', '  \t/dstack run tabbed', '/dstack help'].join('\n');
+    expect(commentCommands(body)).toEqual([{ name: 'help', line: '/dstack help' }]);
+  });
+
+  it('runs an indented command that continues a paragraph, as Markdown shows it as text', () => {
+    expect(commentCommands('Please run\n    /dstack run train\n   /dstack stop').map((c) => c.line)).toEqual(['/dstack run train', '/dstack stop']);
+  });
+
+  it('starts an indented code block after a heading, a fence or a thematic break, and ends it at a line indented less', () => {
+    const body = ['# Plan', '    /dstack run a', '```', '```', '    /dstack run b', '***', '    /dstack run c', '', '    code', '/dstack run d'].join('\n');
+    expect(commentCommands(body).map((c) => c.line)).toEqual(['/dstack run d']);
+  });
+
+  it('reads a fence indented four spaces as code, not as a fence', () => {
+    expect(commentCommands(['    ```', '/dstack run train', '    ```'].join('\n')).map((c) => c.line)).toEqual(['/dstack run train']);
+  });
+
   it('splits quoted arguments as a shell would and never evaluates them', () => {
     const [run] = commentCommands(`/dstack run train --name "my run" 'it''s' $HOME \`id\` a\\ b "q\\"x" "\\d"`);
     expect(run).toMatchObject({ workflow: 'train', words: ['--name', 'my run', 'its', '$HOME', '`id`', 'a b', 'q"x', '\\d'] });
