@@ -189,6 +189,12 @@ describe('job routes', () => {
     const other = await request('PUT', `${jobId}/artifacts?path=elsewhere&files=0&bytes=0`, { body: tarWith({ name: 'elsewhere/x' }) });
     expect(other.status).toBe(400);
     expect(await other.json()).toMatchObject({ error: "'elsewhere' is not one of the workflow's artifacts" });
+    // Its counts are whole numbers as written, never read as whatever Number() makes of them.
+    for (const query of ['path=model&files=1e3&bytes=0', 'path=model&files=&bytes=0', 'path=model&path=x&files=0&bytes=0']) {
+      const odd = await request('PUT', `${jobId}/artifacts?${query}`, { body: tarWith({ name: 'model/x' }) });
+      expect(odd.status, query).toBe(400);
+      expect(await odd.json(), query).toEqual({ error: 'path (once), files and bytes (whole numbers) are required: ?path=PATH&files=N&bytes=N', code: 'DSTACK_ERR_USAGE' });
+    }
   });
 
   it("list a job's cached folders, and stream one to it", async () => {
