@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { DstackError } from '../../shared/errors.js';
 import { resolvedWorkflow } from '../../shared/protocol.js';
 import { SECRET_NAME } from '../../shared/secrets.js';
-import { agentLabel, PROVIDER_NAMES } from '../../shared/workflow/schema.js';
+import { checkResolvedWorkflow } from '../../shared/workflow/check-resolved-workflow.js';
+import { agentLabel } from '../../shared/workflow/schema.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { checkInput } from './check-input.js';
 
@@ -45,20 +46,21 @@ export type SubmitBody = z.infer<typeof submitBody>;
 
 /**
  * The body of `POST /api/runs`, checked: its shape, then that the plan is one a run can have
- * (the workflow last, names unique, in-run dependencies before their dependants, resources and
- * labels the scheduler can read).
+ * (each workflow as the loader would have made it, see checkResolvedWorkflow; the workflow last,
+ * names unique, in-run dependencies before their dependants, resources and labels the scheduler
+ * can read).
  */
 export function parseSubmitBody(value: unknown): SubmitBody {
   const body = checkInput(submitBody, value, 'run');
   const seen = new Set<string>();
   body.plan.forEach((wf: ResolvedWorkflow, i) => {
     const where = `plan.${i}`;
-    if (!(PROVIDER_NAMES as readonly string[]).includes(wf.provider)) throw usage(`invalid run: '${where}.provider' is not one of ${PROVIDER_NAMES.join(', ')}`);
-    checkInput(resources, wf.resources, `run: '${where}.resources'`);
     if (seen.has(wf.name)) throw usage(`invalid run: workflow '${wf.name}' is twice in the plan`);
     for (const dep of wf.dependsOn) {
       if (!dep.tag && !seen.has(dep.workflow)) throw usage(`invalid run: '${wf.name}' depends on '${dep.workflow}', which is not before it in the plan`);
     }
+    checkResolvedWorkflow(wf, where);
+    checkInput(resources, wf.resources, `run: '${where}.resources'`);
     seen.add(wf.name);
   });
   if (body.plan.at(-1)!.name !== body.workflow) throw usage(`invalid run: the plan must end with workflow '${body.workflow}'`);

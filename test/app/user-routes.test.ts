@@ -51,6 +51,30 @@ function headOnly(port: number, head: string, ms = 3000): Promise<string> {
 }
 
 describe('the user API', () => {
+  it('refuses a hand-made plan that breaks a rule of the workflow loader with its message and code, and offers nothing of it', async () => {
+    const { server, submit } = await serve();
+    const bash = (extra: Record<string, unknown> = {}) => ({ name: 'train', provider: 'bash', commands: ['true'], ...extra });
+    const cases: [string, ResolvedWorkflow[], { error: string; code: string }][] = [
+      ['artifacts outside the spec', [workflow('train', { artifacts: ['/etc'] })], { error: 'plan.0: \'artifacts\' is ["/etc"], but its spec makes it []', code: 'DSTACK_ERR_WORKFLOW_INVALID' }],
+      ['an absolute artifact', [workflow('train', { spec: bash({ artifacts: ['/etc'] }) as never, artifacts: ['/etc'] })], { error: "plan.0.spec:8:5: artifact path '/etc' escapes the working directory; use a path inside it, such as 'output'", code: 'DSTACK_ERR_PATH_ESCAPES' }],
+      ['a working folder outside the spec', [workflow('train', { workingDir: '/etc' })], { error: 'plan.0: \'workingDir\' is "/etc", but its spec makes it "."', code: 'DSTACK_ERR_WORKFLOW_INVALID' }],
+      ['an absolute working folder', [workflow('train', { spec: bash({ working_dir: '/etc' }) as never, workingDir: '/etc' })], { error: "plan.0.spec:7:18: working_dir '/etc' escapes the working directory; use a path inside it, such as 'output'", code: 'DSTACK_ERR_PATH_ESCAPES' }],
+      ['a cache up a folder', [workflow('train', { spec: bash({ cache: ['../../.ssh'] }) as never, cache: ['../../.ssh'] })], { error: "plan.0.spec:8:5: cache path '../../.ssh' escapes the working directory; use a path inside it, such as 'output'", code: 'DSTACK_ERR_PATH_ESCAPES' }],
+      ['a cache outside the spec', [workflow('train', { cache: ['~/../../root'] })], { error: 'plan.0: \'cache\' is ["~/../../root"], but its spec makes it []', code: 'DSTACK_ERR_WORKFLOW_INVALID' }],
+      ['an unknown provider', [workflow('train', { provider: 'evil' as never, spec: bash({ provider: 'evil' }) as never })], { error: "plan.0.spec:3:15: unknown provider 'evil' in workflow 'train'; use one of: bash, python, docker, curl", code: 'DSTACK_ERR_WORKFLOW_INVALID' }],
+      ['a key no provider has', [workflow('train', { spec: bash({ privileged: true }) as never })], { error: "plan.0.spec:7:3: unknown key 'privileged' in workflow 'train'; valid keys: name, help, depends-on, on, provider, commands, python, env, ports, environment, working_dir, artifacts, cache, resources", code: 'DSTACK_ERR_WORKFLOW_INVALID' }],
+      ['a custom provider left unapplied', [workflow('train', { spec: bash({ provider: { repo: 'https://example.invalid/p.git', name: 'p' } }) as never })], { error: "plan.0.spec:3:15: a resolved workflow's provider is a built-in one: a custom provider is applied before the run is submitted", code: 'DSTACK_ERR_WORKFLOW_INVALID' }],
+      ['a name not its spec\'s', [workflow('train', { spec: bash({ name: 'other' }) as never })], { error: 'plan.0: \'name\' is "train", but its spec makes it "other"', code: 'DSTACK_ERR_WORKFLOW_INVALID' }],
+      ['a dependency on a workflow not in the plan', [workflow('train', { spec: bash({ 'depends-on': ['ghost'] }) as never, dependsOn: [{ workflow: 'ghost' }] })], { error: "invalid run: 'train' depends on 'ghost', which is not before it in the plan", code: 'DSTACK_ERR_USAGE' }],
+      ['a dependency its spec does not name', [workflow('prep'), workflow('train', { dependsOn: [{ workflow: 'prep' }] })], { error: 'plan.1: \'dependsOn\' is [{"workflow":"prep"}], but its spec makes it []', code: 'DSTACK_ERR_WORKFLOW_INVALID' }],
+    ];
+    for (const [what, plan, answer] of cases) expect(await submit(plan), what).toEqual({ status: 400, body: answer });
+    expect(server.state.service.listRuns({ owner: 'acme', live: false, limit: 10 })).toEqual([]);
+    // What the loader makes is taken as it is.
+    const good = workflow('train', { spec: bash({ working_dir: 'src', artifacts: ['out'], cache: ['~/.cache/pip', { path: 'data' }] }) as never, workingDir: 'src', artifacts: ['src/out'], cache: ['~/.cache/pip', 'src/data'] });
+    expect(await submit([good])).toMatchObject({ status: 201 });
+  });
+
   it('answers a declared body over the limit with 413 at once, from its header, and closes the connection', async () => {
     const { port, token } = await serve();
     const cases: [string, string][] = [
