@@ -110,21 +110,35 @@ export class TarMemberCheck extends Transform {
     if (type === '1') {
       checkPath(link, `${name} (a hard link to '${link}')`);
       this.checkNotUnderLink(link);
+      // Linux hard-links a symbolic link itself: the new name is a symbolic link with the same
+      // target, read from another folder (`d/s -> ..` is the root; linked as `h`, it is its parent).
+      if (this.links.has(clean(link))) throw refused(`member '${name}' is a hard link to the symbolic link '${clean(link)}'`);
     }
     if (type === '2') {
       if (link.startsWith('/')) throw refused(`member '${name}' links to the absolute path '${link}'`);
       const target = path.posix.normalize(path.posix.join(path.posix.dirname(name), link));
       if (target === '..' || target.startsWith('../')) throw refused(`member '${name}' links to '${link}', outside the folder`);
-      this.links.add(path.posix.normalize(name).replace(/\/+$/, ''));
+      // `a -> d/s/..` looks inside, but with `d/s -> ..` it is the folder's parent: a link's target
+      // is read through the links before it, so it may not step through one.
+      this.checkNotUnderLink(`${path.posix.dirname(name)}/${link}`, `member '${name}' links to '${link}', through`);
+      this.links.add(clean(name));
     }
   }
 
-  /** A member whose path goes through an earlier symbolic link would be written wherever that link points. */
-  private checkNotUnderLink(name: string): void {
-    const parts = path.posix.normalize(name).replace(/\/+$/, '').split('/');
-    for (let i = 1; i < parts.length; i++) {
-      const dir = parts.slice(0, i).join('/');
-      if (this.links.has(dir)) throw refused(`member '${name}' is under the symbolic link '${dir}'`);
+  /**
+   * A member whose path goes through an earlier symbolic link would be written wherever that link
+   * points. A link stays in the set when a later member has its name: tar keeps a symbolic link to
+   * a folder in place of a folder member, so a later folder of that name is still the link.
+   */
+  private checkNotUnderLink(name: string, what = `member '${name}' is under`): void {
+    const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+    const at: string[] = [];
+    for (let i = 0; i < parts.length - 1; i++) {
+      // Walked a step at a time, so a `..` after a link is caught before it cancels the link out.
+      if (parts[i] === '..') at.pop();
+      else at.push(parts[i]!);
+      const dir = at.join('/');
+      if (this.links.has(dir)) throw refused(`${what} the symbolic link '${dir}'`);
     }
   }
 
@@ -155,6 +169,11 @@ export class TarMemberCheck extends Transform {
 function checkPath(name: string, what: string): void {
   if (name.startsWith('/')) throw refused(`member '${what}' has an absolute path`);
   if (name.split('/').includes('..')) throw refused(`member '${what}' has a '..' in its path`);
+}
+
+/** A member's path as the set of links keeps it: no `./`, no trailing `/`. */
+function clean(name: string): string {
+  return path.posix.normalize(name).replace(/\/+$/, '');
 }
 
 function refused(why: string): DstackError {

@@ -6,9 +6,20 @@ import { CLOSE, closeReason, MAX_MESSAGE_BYTES, parseAgentFrame, PROTOCOL_VERSIO
 import type { Tokens } from '../auth/tokens.js';
 import { jobSpec } from '../store/store.js';
 import { AgentViolation, RemoteAgent, type HubContext } from './remote-agent.js';
+import { TokenBucket } from './token-bucket.js';
 
 /** How often the tokens of connected agents are looked at again (a revoke happens in another process). */
 const TOKEN_CHECK_MS = 5000;
+
+/**
+ * What one agent socket may send, in messages per second (and at once). Log frames: an agent
+ * streams at most LOG_WINDOW_CHUNKS (64) ahead of the acks, in chunks of up to 64 KiB flushed every
+ * 100 ms per job (agent/log-streamer.ts), so 20,000 a second is 1.3 GB/s of full chunks, or 2,000
+ * jobs each flushing small ones: far over what bench:logs sees (about 45 MB/s, 700 chunks a
+ * second). Its other messages (accept, reject, status, port) are a handful per job.
+ */
+export const LOG_FRAMES_PER_SECOND = 20_000;
+export const MESSAGES_PER_SECOND = 1_000;
 
 export interface AgentHubOptions extends HubContext {
   tokens: Tokens;
@@ -87,7 +98,15 @@ export class AgentHub {
     };
     ws.on('pong', heard);
     ws.on('ping', heard);
+    // Checked before a frame is parsed, so a flood costs the server as little as it can.
+    const budget = { logs: new TokenBucket(LOG_FRAMES_PER_SECOND, LOG_FRAMES_PER_SECOND), messages: new TokenBucket(MESSAGES_PER_SECOND, 2 * MESSAGES_PER_SECOND) };
+    let overBudget = false;
     ws.on('message', (data: RawData, isBinary) => {
+      if (overBudget) return;
+      if (!(isBinary ? budget.logs : budget.messages).take()) {
+        overBudget = true;
+        return violation(`rate limit: more than ${isBinary ? LOG_FRAMES_PER_SECOND : MESSAGES_PER_SECOND} ${isBinary ? 'log frames' : 'messages'} a second`);
+      }
       let message: AgentMessage;
       try {
         message = parseAgentFrame(data as Buffer, isBinary);

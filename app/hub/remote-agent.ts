@@ -38,6 +38,9 @@ interface TrackedJob {
   resolve: (status: JobStatus) => void;
 }
 
+/** How many of the jobs last offered to an agent it may still answer late (see `RemoteAgent.offered`). */
+const OFFERS_KEPT = 10_000;
+
 /** A message that breaks the protocol for this agent: its socket is closed with 1008 and this reason. */
 export class AgentViolation extends Error {}
 
@@ -60,6 +63,11 @@ export class RemoteAgent implements Agent {
   private socket: WebSocket | undefined;
   private readonly jobs = new Map<string, TrackedJob>();
   private readonly declinedJobs = new Set<string>();
+  /**
+   * Jobs offered to this agent, the latest OFFERS_KEPT of them: an accept or reject of one that
+   * was taken back is a race, of any other job abuse of the protocol.
+   */
+  private readonly offered = new Set<string>();
   /** When the agent was last heard from (a message or a pong). */
   lastHeard = Date.now();
   /** The server's base URL as this agent reaches it, for the job routes in its offers. */
@@ -187,6 +195,9 @@ export class RemoteAgent implements Agent {
     const values = run.secrets ? sealer.open(run.secrets) : {};
     const secrets = Object.fromEntries(referencedSecrets(workflow).map((name) => [name, values[name] ?? '']));
     const tracked = this.track(job, false);
+    this.offered.delete(job.id);
+    this.offered.add(job.id);
+    if (this.offered.size > OFFERS_KEPT) this.offered.delete(this.offered.values().next().value!);
     const sent = this.send({
       type: 'offer',
       jobId: job.id,
@@ -211,6 +222,7 @@ export class RemoteAgent implements Agent {
     switch (message.type) {
       case 'accept': {
         if (!tracked) {
+          this.wasOffered(message);
           // Too late: the offer went back to the queue (and maybe to another agent).
           this.send({ type: 'cancel', jobId: message.jobId, reason: 'the offer was withdrawn' });
           return;
@@ -226,6 +238,7 @@ export class RemoteAgent implements Agent {
         return;
       }
       case 'reject':
+        if (!tracked) this.wasOffered(message);
         if (!tracked || tracked.accepted) return;
         // Bounded (it is cleared on each reconnect too): a declined job that ran elsewhere long ago is no matter.
         if (this.declinedJobs.size >= 10_000) this.declinedJobs.clear();
@@ -256,6 +269,11 @@ export class RemoteAgent implements Agent {
     if (!socket || socket.readyState !== WebSocket.OPEN) return false;
     socket.send(JSON.stringify(message));
     return true;
+  }
+
+  /** An answer to an offer this agent no longer holds: late if it had the offer, else abuse. */
+  private wasOffered(message: { type: string; jobId: string }): void {
+    if (!this.offered.has(message.jobId)) throw new AgentViolation(`${message.type} of job ${message.jobId.slice(0, 60)}, which was never offered to this agent`);
   }
 
   private own(tracked: TrackedJob | undefined, jobId: string): TrackedJob {

@@ -1,5 +1,6 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { pipeline } from 'node:stream/promises';
+import { z } from 'zod';
 import { isDstackError } from '../../shared/errors.js';
 import { isFinal } from '../../shared/job-status.js';
 import { TarMemberCheck } from '../../shared/tar-member-check.js';
@@ -7,7 +8,11 @@ import type { JobTokens } from '../auth/job-tokens.js';
 import { JobEndpoint, type JobArchive } from '../job-endpoint.js';
 import type { RunService } from '../run-service.js';
 import { jobSpec } from '../store/store.js';
+import { wholeNumber } from './check-input.js';
 import type { GitCredentials } from './git-credentials.js';
+
+/** An upload's query as the agent sends it (agent/remote-job.ts), never coerced. */
+const uploadQuery = z.looseObject({ path: z.string(), files: wholeNumber, bytes: wholeNumber });
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -84,15 +89,14 @@ export function jobRoutes(service: RunService, jobTokens: JobTokens, credentials
   const upload = (kind: 'artifacts' | 'cache') => async (req: Request, res: Response) => {
     const endpoint = req.endpoint!;
     const spec = jobSpec(endpoint.job);
-    const target = String(req.query.path ?? '');
-    const files = Number(req.query.files ?? 0);
-    const bytes = Number(req.query.bytes ?? 0);
-    if (!spec[kind].includes(target)) {
-      res.status(400).json({ error: `'${target}' is not one of the workflow's ${kind === 'cache' ? 'cached paths' : 'artifacts'}`, code: 'DSTACK_ERR_USAGE' });
+    const query = uploadQuery.safeParse(req.query);
+    if (!query.success) {
+      res.status(400).json({ error: 'path (once), files and bytes (whole numbers) are required: ?path=PATH&files=N&bytes=N', code: 'DSTACK_ERR_USAGE' });
       return;
     }
-    if (!Number.isSafeInteger(files) || !Number.isSafeInteger(bytes) || files < 0 || bytes < 0) {
-      res.status(400).json({ error: 'files and bytes must be whole numbers', code: 'DSTACK_ERR_USAGE' });
+    const { path: target, files, bytes } = query.data;
+    if (!spec[kind].includes(target)) {
+      res.status(400).json({ error: `'${target}' is not one of the workflow's ${kind === 'cache' ? 'cached paths' : 'artifacts'}`, code: 'DSTACK_ERR_USAGE' });
       return;
     }
     const checked = new TarMemberCheck();

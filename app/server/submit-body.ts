@@ -2,8 +2,10 @@ import { z } from 'zod';
 import { DstackError } from '../../shared/errors.js';
 import { resolvedWorkflow } from '../../shared/protocol.js';
 import { SECRET_NAME } from '../../shared/secrets.js';
-import { agentLabel, PROVIDER_NAMES } from '../../shared/workflow/schema.js';
+import { checkResolvedWorkflow } from '../../shared/workflow/check-resolved-workflow.js';
+import { agentLabel } from '../../shared/workflow/schema.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
+import { checkInput } from './check-input.js';
 
 /** A run name as shared/run-names.ts makes them. */
 export const RUN_NAME = /^[a-z]+-[a-z]+-\d+$/;
@@ -44,32 +46,25 @@ export type SubmitBody = z.infer<typeof submitBody>;
 
 /**
  * The body of `POST /api/runs`, checked: its shape, then that the plan is one a run can have
- * (the workflow last, names unique, in-run dependencies before their dependants, resources and
- * labels the scheduler can read).
+ * (each workflow as the loader would have made it, see checkResolvedWorkflow; the workflow last,
+ * names unique, in-run dependencies before their dependants, resources and labels the scheduler
+ * can read).
  */
 export function parseSubmitBody(value: unknown): SubmitBody {
-  const body = check(submitBody, value, 'run');
+  const body = checkInput(submitBody, value, 'run');
   const seen = new Set<string>();
   body.plan.forEach((wf: ResolvedWorkflow, i) => {
     const where = `plan.${i}`;
-    if (!(PROVIDER_NAMES as readonly string[]).includes(wf.provider)) throw usage(`invalid run: '${where}.provider' is not one of ${PROVIDER_NAMES.join(', ')}`);
-    check(resources, wf.resources, `run: '${where}.resources'`);
     if (seen.has(wf.name)) throw usage(`invalid run: workflow '${wf.name}' is twice in the plan`);
     for (const dep of wf.dependsOn) {
       if (!dep.tag && !seen.has(dep.workflow)) throw usage(`invalid run: '${wf.name}' depends on '${dep.workflow}', which is not before it in the plan`);
     }
+    checkResolvedWorkflow(wf, where);
+    checkInput(resources, wf.resources, `run: '${where}.resources'`);
     seen.add(wf.name);
   });
   if (body.plan.at(-1)!.name !== body.workflow) throw usage(`invalid run: the plan must end with workflow '${body.workflow}'`);
   return body;
-}
-
-function check<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const at = issue.path.length > 0 ? ` at '${issue.path.join('.')}'` : '';
-  throw usage(`invalid ${what}${at}: ${issue.message}`);
 }
 
 function usage(message: string): DstackError {

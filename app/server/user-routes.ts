@@ -3,11 +3,14 @@ import { Transform, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { WebSocketServer } from 'ws';
+import { z } from 'zod';
 import { DstackError, isDstackError } from '../../shared/errors.js';
 import { isFinal } from '../../shared/job-status.js';
 import { referencedSecrets } from '../../shared/secrets.js';
 import type { RunView } from '../run-service.js';
 import type { JobRow, RunCursor } from '../store/store.js';
+import { bodyLimit } from './body-limit.js';
+import { checkInput, wholeNumber } from './check-input.js';
 import { LogFollower } from './log-follower.js';
 import type { ServerContext } from './server.js';
 import { parseSubmitBody, RUN_NAME } from './submit-body.js';
@@ -22,12 +25,21 @@ export interface UserRoutes {
 
 /** The largest patch `dstack run` may send (`git diff --binary` of what is not pushed). */
 const MAX_PATCH_BYTES = 1 << 30;
+/** The largest JSON body (a run's plan with its secrets is the largest the CLI sends). */
+const MAX_JSON_BYTES = 16 << 20;
 /** How long a run name handed out by POST /api/run-names is kept from others. */
 const NAME_HELD_MS = 10 * 60_000;
 /** The longest a `GET /api/runs/:name/end` waits. */
 const MAX_WAIT_MS = 60_000;
 
 const LOGS_PATH = /^\/api\/runs\/([^/]+)\/logs$/;
+
+/** Bodies and query values as they are sent, never coerced: a wrong type is a 400, not a guess. */
+const stopBody = z.strictObject({ abort: z.boolean().optional() });
+const tagBody = z.strictObject({ tag: z.string() });
+const runsQuery = z.looseObject({ limit: wholeNumber.optional(), after: z.string().optional(), live: z.string().optional(), events: z.string().optional() });
+const endQuery = z.looseObject({ within: wholeNumber.optional() });
+const cachesQuery = z.looseObject({ repo: z.string().min(1, 'required'), workflow: z.string().min(1, 'required') });
 
 /**
  * The CLI's API (remote mode): a user token's owner submits, lists, follows, stops and tags its own
@@ -39,7 +51,9 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
   const { service } = ctx.state;
   const router = Router();
   const user = ctx.requireToken('user');
-  const json = express.json({ limit: '16mb' });
+  const parseJson = express.json({ limit: MAX_JSON_BYTES });
+  const jsonLimit = bodyLimit(MAX_JSON_BYTES, 'the body', 'send less');
+  const json = (req: Request, res: Response, next: NextFunction) => jsonLimit(req, res, () => parseJson(req, res, next));
   const owner = (req: Request) => req.principal!.owner;
   const ownRun = (req: Request, name = String(req.params.name)) => service.view(name, owner(req));
   /** Requests waiting for a run's end, by run: one listener on the run service serves them all. */
@@ -62,7 +76,7 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
   });
 
   // The run's uncommitted work, `git diff --binary` as the body: stored as this owner's, by id.
-  router.post('/api/patches', user, async (req, res, next) => {
+  router.post('/api/patches', user, bodyLimit(MAX_PATCH_BYTES, 'the patch', 'commit and push large files instead'), async (req, res, next) => {
     let bytes = 0;
     const limit = new Transform({
       transform(chunk: Buffer, _enc, done) {
@@ -117,11 +131,12 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
 
   // A page of runs, newest first: ?live=1 only unfinished ones, ?limit=N, ?after=SUBMITTED_AT:NAME, ?events=1.
   router.get('/api/runs', user, (req, res) => {
-    const limit = Number(req.query.limit ?? 50);
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 500) throw new DstackError('DSTACK_ERR_USAGE', 'limit must be a whole number from 1 to 500');
-    const runs = service.listRuns({ owner: owner(req), live: req.query.live === '1', limit, after: cursor(req.query.after) });
+    const query = checkInput(runsQuery, req.query, 'query');
+    const limit = query.limit ?? 50;
+    if (limit < 1 || limit > 500) throw new DstackError('DSTACK_ERR_USAGE', 'limit must be a whole number from 1 to 500');
+    const runs = service.listRuns({ owner: owner(req), live: query.live === '1', limit, after: cursor(query.after) });
     res.json({
-      runs: runs.map((v) => publicRun(service, v, req.query.events === '1')),
+      runs: runs.map((v) => publicRun(service, v, query.events === '1')),
       next: runs.length === limit ? `${runs.at(-1)!.run.submitted_at}:${runs.at(-1)!.run.name}` : null,
     });
   });
@@ -133,7 +148,7 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
   // Resolves once the run has ended, or after ?within=MS (at most a minute) with `ended: false`.
   router.get('/api/runs/:name/end', user, (req, res) => {
     const name = ownRun(req).run.name;
-    const within = Math.min(Math.max(Number(req.query.within ?? MAX_WAIT_MS) || 0, 0), MAX_WAIT_MS);
+    const within = Math.min(checkInput(endQuery, req.query, 'query').within ?? MAX_WAIT_MS, MAX_WAIT_MS);
     let timer: NodeJS.Timeout | undefined;
     const forget = () => {
       clearTimeout(timer);
@@ -153,13 +168,14 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
   });
 
   router.post('/api/runs/:name/stop', user, json, (req, res) => {
+    const { abort } = checkInput(stopBody, req.body ?? {}, 'stop');
     const view = ownRun(req);
-    if (!isFinal(view.status)) ctx.scheduler.stop(view.run.name, (req.body as { abort?: unknown } | undefined)?.abort === true ? 'abort' : 'stop');
+    if (!isFinal(view.status)) ctx.scheduler.stop(view.run.name, abort ? 'abort' : 'stop');
     res.json(publicRun(service, service.view(view.run.name)));
   });
 
   router.post('/api/runs/:name/tag', user, json, (req, res) => {
-    const tag = String((req.body as { tag?: unknown } | undefined)?.tag ?? '');
+    const { tag } = checkInput(tagBody, req.body ?? {}, 'tag');
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(tag)) throw new DstackError('DSTACK_ERR_USAGE', `invalid tag '${tag}': letters, digits, '_', '.' and '-'`);
     res.json(service.tag(ownRun(req).run.name, tag));
   });
@@ -208,9 +224,9 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
   });
 
   router.delete('/api/caches', user, (req, res) => {
-    const repo = String(req.query.repo ?? '');
-    const workflow = String(req.query.workflow ?? '');
-    if (!repo || !workflow) throw new DstackError('DSTACK_ERR_USAGE', 'repo and workflow are required: DELETE /api/caches?repo=URL&workflow=NAME');
+    const query = cachesQuery.safeParse(req.query);
+    if (!query.success) throw new DstackError('DSTACK_ERR_USAGE', 'repo and workflow are required, once each: DELETE /api/caches?repo=URL&workflow=NAME');
+    const { repo, workflow } = query.data;
     res.json({ deleted: service.pruneCache(ownerRepo(owner(req), repo), workflow) });
   });
 

@@ -5,7 +5,7 @@ import { DstackError } from '../errors.js';
 import { closest } from '../suggest.js';
 import { interpolate, type InterpolationContext } from './interpolate.js';
 import { applyProvider, loadProvider, type LoadedProvider } from './custom-workflow.js';
-import { confinedPath } from './paths.js';
+import { jobPaths } from './job-paths.js';
 import { ProviderFetchError, type ProviderRepos } from './provider-repos.js';
 import { variablesFile, type WorkflowSpec } from './schema.js';
 import type { Triggers } from './triggers.js';
@@ -156,19 +156,7 @@ export class Project {
 
   private normalise(spec: WorkflowSpec, entry: WorkflowEntry): ResolvedWorkflow {
     const at = (...p: (string | number)[]) => formatPosition(entry.file.at([...entry.path, ...p]));
-    const workingDir = 'working_dir' in spec && spec.working_dir ? confinedPath(spec.working_dir, '.', 'working_dir', at('working_dir')) : '.';
-    const paths = (key: 'artifacts' | 'cache', allowHome: boolean) =>
-      ((spec as { [k: string]: unknown })[key] as (string | { path: string })[] | undefined ?? []).map((p, i) =>
-        confinedPath(
-          typeof p === 'string' ? p : p.path,
-          workingDir,
-          key === 'artifacts' ? 'artifact path' : 'cache path',
-          typeof p === 'string' ? at(key, i) : at(key, i, 'path'),
-          allowHome,
-        ),
-      );
-    const artifacts = paths('artifacts', false);
-    if (spec.provider === 'curl') confinedPath(spec.output, workingDir, 'output', at('output'));
+    const { workingDir, artifacts, cache } = jobPaths(spec, at);
     const env: Record<string, string> = {};
     for (const key of ['env', 'environment'] as const) {
       const value = (spec as { [k: string]: unknown })[key] as Record<string, unknown> | string[] | undefined;
@@ -189,7 +177,7 @@ export class Project {
       dependsOn: this.dependenciesOf(spec.name),
       workingDir,
       artifacts,
-      cache: spec.provider === 'curl' ? [] : paths('cache', true),
+      cache,
       ports,
       env,
       resources: normaliseResources('resources' in spec ? spec.resources : undefined),

@@ -268,6 +268,59 @@ describe('the agent hub', () => {
     }
   });
 
+  it('closes the socket of an agent that answers an offer it was never made, and takes a late answer to one it was', async () => {
+    const s = await setup({ acceptWithinMs: 300 });
+    try {
+      const fake = await s.agent({ name: 'fake' });
+      for (let i = 0; i < 100_000; i++) fake.send({ type: 'reject', jobId: `nope-${i}-0`, reason: 'busy' });
+      expect(await fake.waitClosed(5000)).toEqual({ code: CLOSE.policy, reason: 'reject of job nope-0-0, which was never offered to this agent' });
+      expect(s.logs).toContain('agent socket of acme/fake closed: reject of job nope-0-0, which was never offered to this agent');
+
+      const other = await s.agent({ name: 'other' });
+      other.send({ type: 'accept', jobId: 'nope-1-0' });
+      expect(await other.waitClosed(5000)).toEqual({ code: CLOSE.policy, reason: 'accept of job nope-1-0, which was never offered to this agent' });
+
+      // An offer taken back in time is a race, not abuse: its late answers are taken quietly.
+      const slow = await s.agent({ name: 'slow' });
+      const jobId = `${s.submit()}-0`;
+      await slow.next('offer', jobId);
+      await slow.next('cancel', jobId);
+      await slow.next('offer', jobId);
+      slow.send({ type: 'reject', jobId, reason: 'busy' });
+      await slow.next('cancel', jobId);
+      slow.send({ type: 'reject', jobId, reason: 'busy' });
+      slow.send({ type: 'accept', jobId });
+      expect(await slow.next('cancel', jobId)).toMatchObject({ reason: 'the offer was withdrawn' });
+      expect(slow.closed).toBeUndefined();
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('keeps an agent streaming a log as fast as its window allows, and closes its socket with 1008 once it floods', async () => {
+    const s = await setup();
+    try {
+      const box = await s.agent({ name: 'box' });
+      const streamed = await s.started(box);
+      // Full chunks, a window at a time, each window sent once the last was acked: as fast as an agent may.
+      const chunk = 'x'.repeat(64 * 1024 - 1) + '\n';
+      let seq = 0;
+      while (seq < 8 * LOG_WINDOW_CHUNKS) {
+        for (let i = 0; i < LOG_WINDOW_CHUNKS; i++) box.log(streamed, ++seq, chunk);
+        await box.acked(streamed, seq);
+      }
+      expect(box.closed).toBeUndefined();
+      expect(s.server.state.service.lastLogSeq(streamed)).toBe(8 * LOG_WINDOW_CHUNKS);
+
+      // The same agent, sending what would each be harmless, but 100,000 of them at once.
+      for (let i = 0; i < 100_000; i++) box.status(streamed, 'running');
+      expect(await box.waitClosed(5000)).toEqual({ code: CLOSE.policy, reason: 'rate limit: more than 1000 messages a second' });
+      expect(s.logs).toContain('agent socket of acme/box closed: rate limit: more than 1000 messages a second');
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('acks a stream of chunks once per quarter of the window, and a lone chunk within moments', async () => {
     const s = await setup();
     try {

@@ -16,7 +16,7 @@ afterEach(async () => {
   }
 });
 
-type Member = { name: string; type?: '0' | '2' | '3' | '5'; link?: string; data?: string };
+type Member = { name: string; type?: '0' | '1' | '2' | '3' | '5'; link?: string; data?: string };
 
 /** A tar archive of members written by hand, so it can say what real tar refuses to write. */
 function tarWith(...members: Member[]): Buffer {
@@ -153,6 +153,26 @@ describe('job routes', () => {
         /member 'model\/a\/b' is under the symbolic link 'model\/a'/,
       ],
       ['a file through a link', tarWith({ name: 'model/up', type: '2', link: '.' }, { name: 'model/up/x', data: 'x' }), /is under the symbolic link 'model\/up'/],
+      [
+        'a hard link to a symbolic link, then a member through it',
+        tarWith({ name: 'model/d/s', type: '2', link: '..' }, { name: 'model/h', type: '1', link: 'model/d/s' }, { name: 'model/h/x', data: 'x' }),
+        /member 'model\/h' is a hard link to the symbolic link 'model\/d\/s'/,
+      ],
+      [
+        'a hard link to a hard link to a symbolic link',
+        tarWith({ name: 'model/s', type: '2', link: '.' }, { name: 'model/h1', type: '1', link: './model/s/' }, { name: 'model/h2', type: '1', link: 'model/h1' }),
+        /member 'model\/h1' is a hard link to the symbolic link 'model\/s'/,
+      ],
+      [
+        'a link whose target steps back out through another link',
+        tarWith({ name: 'model/d/s', type: '2', link: '..' }, { name: 'model/a', type: '2', link: 'd/s/../..' }),
+        /member 'model\/a' links to 'd\/s\/..\/..', through the symbolic link 'model\/d\/s'/,
+      ],
+      [
+        'a folder replaced by a link, then a member under it',
+        tarWith({ name: 'model/sub/', type: '5' }, { name: 'model/sub', type: '2', link: '.' }, { name: 'model/sub/', type: '5' }, { name: 'model/sub/x', data: 'x' }),
+        /member 'model\/sub\/x' is under the symbolic link 'model\/sub'/,
+      ],
       ['data after the end', Buffer.concat([tarWith({ name: 'model/ok', data: 'x' }), memberBlocks({ name: '../evil', data: 'x' })]), /there is data after the end of the archive/],
     ];
     for (const [what, body, message] of cases) {
@@ -169,6 +189,12 @@ describe('job routes', () => {
     const other = await request('PUT', `${jobId}/artifacts?path=elsewhere&files=0&bytes=0`, { body: tarWith({ name: 'elsewhere/x' }) });
     expect(other.status).toBe(400);
     expect(await other.json()).toMatchObject({ error: "'elsewhere' is not one of the workflow's artifacts" });
+    // Its counts are whole numbers as written, never read as whatever Number() makes of them.
+    for (const query of ['path=model&files=1e3&bytes=0', 'path=model&files=&bytes=0', 'path=model&path=x&files=0&bytes=0']) {
+      const odd = await request('PUT', `${jobId}/artifacts?${query}`, { body: tarWith({ name: 'model/x' }) });
+      expect(odd.status, query).toBe(400);
+      expect(await odd.json(), query).toEqual({ error: 'path (once), files and bytes (whole numbers) are required: ?path=PATH&files=N&bytes=N', code: 'DSTACK_ERR_USAGE' });
+    }
   });
 
   it("list a job's cached folders, and stream one to it", async () => {
