@@ -17,14 +17,25 @@ export interface InterpolationContext {
   workflow: string;
   /** In a custom provider's workflow: the inputs the workflow that uses it set (or their defaults). */
   inputs?: Record<string, unknown>;
+  /**
+   * Whether no string is shell text: true for the keys of a workflow that uses a custom provider,
+   * which are all inputs of the provider (data), whatever their names.
+   */
+  inputsOnly?: boolean;
+  /**
+   * Filled in by `interpolate`: the environment variables that hold the values shell text refers
+   * to (`DSTACK_VAR_NAME`, `DSTACK_INPUT_NAME`), for the job's environment.
+   */
+  env: Record<string, string>;
 }
 
 const EXPRESSION = /^\$\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}$/;
 
 /**
- * Replaces `${{ name }}`, `${{ run.args }}`, `${{ run.name }}` and `${{ secrets.NAME }}` in every
- * string of `value`; `$$` stands for one `$`. A string that is nothing but one expression takes
- * the variable's own type, so `gpu: ${{ pgpu }}` with `pgpu: 1` is the number 1.
+ * Replaces `${{ name }}`, `${{ run.args }}`, `${{ run.name }}`, `${{ inputs.KEY }}` and
+ * `${{ secrets.NAME }}` in every string of `value`; `$$` stands for one `$`. A string that is
+ * nothing but one expression takes the variable's own type, so `gpu: ${{ pgpu }}` with `pgpu: 1` is
+ * the number 1. In shell text a variable or input is never put in as text, see `shellReference`.
  */
 export function interpolate(value: unknown, ctx: InterpolationContext, file: YamlFile, path: Path): unknown {
   if (typeof value === 'string') return interpolateString(value, ctx, file, path);
@@ -38,13 +49,22 @@ export function interpolate(value: unknown, ctx: InterpolationContext, file: Yam
 }
 
 /**
- * Keys whose strings a shell runs: each of `commands`, and python's `script`. There `${{ run.args }}`
- * becomes a reference to the job shell's positional parameters, which the job script sets to the
- * run's arguments (`set -- …`), so the arguments are always data, never code.
+ * Where a string stands, for what a value put in it may do:
+ * - `shell`: each of `commands`, and python's `script`, which a shell runs;
+ * - `words`: docker's `entrypoint` as one string, which is split at whitespace into the command;
+ * - `env-entry`: an item `NAME=VALUE` of an `env`/`environment` list, whose name must be the file's;
+ * - `data`: everything else (an environment value, an image, a URL, a path), taken as it is.
  */
-function isShellText(path: Path): boolean {
+type Context = 'shell' | 'words' | 'env-entry' | 'data';
+
+function contextOf(path: Path, ctx: InterpolationContext): Context {
+  if (ctx.inputsOnly) return 'data';
   const last = path[path.length - 1];
-  return last === 'script' || (typeof last === 'number' && path[path.length - 2] === 'commands');
+  const parent = path[path.length - 2];
+  if (last === 'script' || (typeof last === 'number' && parent === 'commands')) return 'shell';
+  if (last === 'entrypoint') return 'words';
+  if (typeof last === 'number' && (parent === 'env' || parent === 'environment')) return 'env-entry';
+  return 'data';
 }
 
 type Quote = 'none' | 'single' | 'double';
@@ -58,12 +78,13 @@ function nextQuote(state: Quote, ch: string): Quote {
 
 function interpolateString(text: string, ctx: InterpolationContext, file: YamlFile, path: Path): unknown {
   if (!text.includes('$')) return text;
+  const context = contextOf(path, ctx);
+  const shell = context === 'shell';
   const whole = EXPRESSION.exec(text.trim());
-  if (whole) {
+  if (whole && context === 'data') {
     const v = lookup(whole[1]!, ctx, file, path);
     if (typeof v === 'number' || typeof v === 'boolean') return v;
   }
-  const shell = isShellText(path);
   let quote: Quote = 'none';
   let out = '';
   let i = 0;
@@ -85,11 +106,11 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
         );
       }
       const name = text.slice(i + 3, end).trim();
-      if (name === 'run.args' && shell) out += shellArgsReference(quote, ctx, file, path);
-      else {
-        const v = lookup(name, ctx, file, path);
-        out += v === null || v === undefined ? '' : String(v);
+      if (context === 'env-entry' && !text.slice(0, i).includes('=')) {
+        throw invalidPlace(name, `names an environment variable, which a value may not choose; write NAME=\${{ ${name} }}`, ctx, file, path);
       }
+      if (shell) out += shellReference(name, quote, ctx, file, path);
+      else out += textOf(name, context, ctx, file, path);
       i = end + 2;
     } else {
       if (shell) quote = nextQuote(quote, ch);
@@ -101,16 +122,61 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
 }
 
 /**
- * `${{ run.args }}` in a shell command: bare, each argument as one word (`"$@"`); inside double
- * quotes, all of them as one string (`${*}`); inside single quotes the shell would not expand it.
+ * An expression in shell text. A value is never put in as text the shell would parse: the job's
+ * environment holds it (`DSTACK_VAR_NAME`, `DSTACK_INPUT_KEY`) and the command refers to it, as
+ * `${{ run.args }}` refers to the positional parameters the job script sets. Bare, the reference is
+ * quoted, so the value is one word (an empty value, none, as it was); inside double quotes it is
+ * the value as is. Either way `$(…)`, backticks, quotes and `;` in it stay text. Inside single
+ * quotes the shell would not expand a reference, and the text there is often another program's
+ * code (`sh -c '…'`, `python -c '…'`), so the file is refused.
  */
-function shellArgsReference(quote: Quote, ctx: InterpolationContext, file: YamlFile, path: Path): string {
-  if (quote === 'none') return '"$@"';
-  if (quote === 'double') return '${*}';
-  throw new DstackError(
-    'DSTACK_ERR_WORKFLOW_INVALID',
-    `${formatPosition(file.at(path))}: \${{ run.args }} stands inside single quotes in workflow '${ctx.workflow}', where the shell passes it on as it is; move it out of the quotes (or into double quotes)`,
-  );
+function shellReference(name: string, quote: Quote, ctx: InterpolationContext, file: YamlFile, path: Path): string {
+  if (quote === 'single') {
+    throw invalidPlace(name, 'stands inside single quotes, where the shell passes it on as it is; move it out of the quotes (or into double quotes)', ctx, file, path);
+  }
+  if (name === 'run.args') return quote === 'none' ? '"$@"' : '${*}';
+  // Secrets become placeholders that only the agent fills in; the run name is dstack's own.
+  if (name === 'run.name' || name.startsWith('secrets.')) return String(lookup(name, ctx, file, path));
+  const value = textOf(name, 'shell', ctx, file, path);
+  if (value === '') return '';
+  const variable = environmentName(name, value, ctx);
+  return quote === 'none' ? `"\${${variable}}"` : `\${${variable}}`;
+}
+
+/** The value of `name` as text, or a refusal where `context` cannot take it safely. */
+function textOf(name: string, context: Context, ctx: InterpolationContext, file: YamlFile, path: Path): string {
+  const v = lookup(name, ctx, file, path);
+  const text = v === null || v === undefined ? '' : String(v);
+  if (context === 'words' && /\s/.test(text)) {
+    throw invalidPlace(
+      name,
+      `has spaces in its value (${JSON.stringify(text)}), which would split it into more words of the command; write '${keyOf(path)}' as a list, with \${{ ${name} }} as one item`,
+      ctx,
+      file,
+      path,
+    );
+  }
+  return text;
+}
+
+/** The job's environment variable that holds `value` for `${{ name }}`: `DSTACK_VAR_NAME` or `DSTACK_INPUT_KEY`. */
+function environmentName(name: string, value: string, ctx: InterpolationContext): string {
+  const input = name.startsWith('inputs.') && ctx.inputs;
+  const base = (input ? 'DSTACK_INPUT_' + name.slice('inputs.'.length) : 'DSTACK_VAR_' + name).replace(/[^A-Za-z0-9_]/g, '_');
+  // `a-b` and `a_b` share a name; a second value with the name gets a number after it.
+  let candidate = base;
+  for (let n = 2; Object.hasOwn(ctx.env, candidate) && ctx.env[candidate] !== value; n++) candidate = `${base}_${n}`;
+  ctx.env[candidate] = value;
+  return candidate;
+}
+
+function keyOf(path: Path): string {
+  return String(path.findLast((p) => typeof p === 'string') ?? '');
+}
+
+/** `${{ name }}` where it cannot stand: the file, line, key and workflow, then `what` is wrong and what to do. */
+function invalidPlace(name: string, what: string, ctx: InterpolationContext, file: YamlFile, path: Path): DstackError {
+  return new DstackError('DSTACK_ERR_WORKFLOW_INVALID', `${formatPosition(file.at(path))}: \${{ ${name} }} in '${keyOf(path)}' of workflow '${ctx.workflow}' ${what}`);
 }
 
 function lookup(name: string, ctx: InterpolationContext, file: YamlFile, path: Path): unknown {
