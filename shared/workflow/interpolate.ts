@@ -24,7 +24,7 @@ export interface InterpolationContext {
   inputsOnly?: boolean;
   /**
    * Filled in by `interpolate`: the environment variables that hold the values shell text refers
-   * to (`DSTACK_VAR_NAME`, `DSTACK_INPUT_NAME`), for the job's environment.
+   * to (`DSTACK_VAR_NAME`, `DSTACK_INPUT_KEY`, `DSTACK_SECRET_NAME`), for the job's environment.
    */
   env: Record<string, string>;
 }
@@ -123,7 +123,7 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
 
 /**
  * An expression in shell text. A value is never put in as text the shell would parse: the job's
- * environment holds it (`DSTACK_VAR_NAME`, `DSTACK_INPUT_KEY`) and the command refers to it, as
+ * environment holds it (see `environmentName`) and the command refers to it, as
  * `${{ run.args }}` refers to the positional parameters the job script sets. Bare, the reference is
  * quoted, so the value is one word (an empty value, none, as it was); inside double quotes it is
  * the value as is. Either way `$(…)`, backticks, quotes and `;` in it stay text. Inside single
@@ -135,8 +135,8 @@ function shellReference(name: string, quote: Quote, ctx: InterpolationContext, f
     throw invalidPlace(name, 'stands inside single quotes, where the shell passes it on as it is; move it out of the quotes (or into double quotes)', ctx, file, path);
   }
   if (name === 'run.args') return quote === 'none' ? '"$@"' : '${*}';
-  // Secrets become placeholders that only the agent fills in; the run name is dstack's own.
-  if (name === 'run.name' || name.startsWith('secrets.')) return String(lookup(name, ctx, file, path));
+  // The run name is dstack's own: letters, digits and '-'.
+  if (name === 'run.name') return String(lookup(name, ctx, file, path));
   const value = textOf(name, 'shell', ctx, file, path);
   if (value === '') return '';
   const variable = environmentName(name, value, ctx);
@@ -159,10 +159,19 @@ function textOf(name: string, context: Context, ctx: InterpolationContext, file:
   return text;
 }
 
-/** The job's environment variable that holds `value` for `${{ name }}`: `DSTACK_VAR_NAME` or `DSTACK_INPUT_KEY`. */
+/**
+ * The job's environment variable that holds `value` for `${{ name }}`: `DSTACK_VAR_NAME`,
+ * `DSTACK_INPUT_KEY`, or `DSTACK_SECRET_NAME` (which holds the secret's placeholder until the agent
+ * puts the value in, as it does everywhere in the workflow).
+ */
 function environmentName(name: string, value: string, ctx: InterpolationContext): string {
-  const input = name.startsWith('inputs.') && ctx.inputs;
-  const base = (input ? 'DSTACK_INPUT_' + name.slice('inputs.'.length) : 'DSTACK_VAR_' + name).replace(/[^A-Za-z0-9_]/g, '_');
+  const [prefix, rest] =
+    name.startsWith('inputs.') && ctx.inputs
+      ? ['DSTACK_INPUT_', name.slice('inputs.'.length)]
+      : name.startsWith('secrets.')
+        ? ['DSTACK_SECRET_', name.slice('secrets.'.length)]
+        : ['DSTACK_VAR_', name];
+  const base = (prefix + rest).replace(/[^A-Za-z0-9_]/g, '_');
   // `a-b` and `a_b` share a name; a second value with the name gets a number after it.
   let candidate = base;
   for (let n = 2; Object.hasOwn(ctx.env, candidate) && ctx.env[candidate] !== value; n++) candidate = `${base}_${n}`;

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DstackError } from '../../../shared/errors.js';
+import { injectSecrets } from '../../../shared/secrets.js';
 import { loadProvider } from '../../../shared/workflow/custom-workflow.js';
 import { Project, type ResolveOptions } from '../../../shared/workflow/project.js';
 import type { ResolvedWorkflow } from '../../../shared/workflow/types.js';
@@ -95,6 +96,18 @@ describe('a variable in a shell command', () => {
     expect(e.message).toBe(
       ".dstack/workflows.yaml:5:9: ${{ foo }} in 'commands' of workflow 'q' stands inside single quotes, where the shell passes it on as it is; move it out of the quotes (or into double quotes)",
     );
+  });
+
+  it('is data when it is a secret: the agent puts the value in the environment, never in the command', () => {
+    const marker = path.join(tempDir(), 'ran');
+    const p = workflows(['  - name: s', '    provider: bash', '    commands:', '      - echo ${{ secrets.PW }} "[${{ secrets.PW }}]"']);
+    const resolved = p.resolve('s', { secrets: ['PW'] });
+    expect(resolved.spec).toMatchObject({ commands: ['echo "${DSTACK_SECRET_PW}" "[${DSTACK_SECRET_PW}]"'] });
+    // As the agent does when the job starts (agent/job-runner.ts).
+    const value = `$(touch ${marker}) "'`;
+    const wf = injectSecrets(resolved, { PW: value });
+    expect(sh((wf.spec as { commands: string[] }).commands[0]!, wf)).toBe(`${value} [${value}]\n`);
+    expect(fs.existsSync(marker)).toBe(false);
   });
 
   it('keeps $$ as a literal $ beside it', () => {
