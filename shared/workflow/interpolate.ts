@@ -35,7 +35,7 @@ const EXPRESSION = /^\$\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}$/;
  * Replaces `${{ name }}`, `${{ run.args }}`, `${{ run.name }}`, `${{ inputs.KEY }}` and
  * `${{ secrets.NAME }}` in every string of `value`; `$$` stands for one `$`. A string that is
  * nothing but one expression takes the variable's own type, so `gpu: ${{ pgpu }}` with `pgpu: 1` is
- * the number 1. In shell text a variable or input is never put in as text, see `shellReference`.
+ * the number 1. In shell text no value is put in as text the shell would parse, see `shellReference`.
  */
 export function interpolate(value: unknown, ctx: InterpolationContext, file: YamlFile, path: Path): unknown {
   if (typeof value === 'string') return interpolateString(value, ctx, file, path);
@@ -110,7 +110,8 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
         throw invalidPlace(name, `names an environment variable, which a value may not choose; write NAME=\${{ ${name} }}`, ctx, file, path);
       }
       if (shell) out += shellReference(name, quote, ctx, file, path);
-      else out += textOf(name, context, ctx, file, path);
+      else if (context === 'words') out += wordsOf(name, ctx, file, path);
+      else out += textOf(name, ctx, file, path);
       i = end + 2;
     } else {
       if (shell) quote = nextQuote(quote, ch);
@@ -137,26 +138,36 @@ function shellReference(name: string, quote: Quote, ctx: InterpolationContext, f
   if (name === 'run.args') return quote === 'none' ? '"$@"' : '${*}';
   // The run name is dstack's own: letters, digits and '-'.
   if (name === 'run.name') return String(lookup(name, ctx, file, path));
-  const value = textOf(name, 'shell', ctx, file, path);
+  const value = textOf(name, ctx, file, path);
   if (value === '') return '';
   const variable = environmentName(name, value, ctx);
   return quote === 'none' ? `"\${${variable}}"` : `\${${variable}}`;
 }
 
-/** The value of `name` as text, or a refusal where `context` cannot take it safely. */
-function textOf(name: string, context: Context, ctx: InterpolationContext, file: YamlFile, path: Path): string {
+/** The value of `name` as text: `null` (a variable without a value) is empty. */
+function textOf(name: string, ctx: InterpolationContext, file: YamlFile, path: Path): string {
   const v = lookup(name, ctx, file, path);
-  const text = v === null || v === undefined ? '' : String(v);
-  if (context === 'words' && /\s/.test(text)) {
+  return v === null || v === undefined ? '' : String(v);
+}
+
+/**
+ * An expression in docker's `entrypoint` written as one string, which is split at whitespace into
+ * the command: its words as they are (the run's arguments, one word each), and a value with
+ * whitespace, which would add words of its own, refused.
+ */
+function wordsOf(name: string, ctx: InterpolationContext, file: YamlFile, path: Path): string {
+  const words = name === 'run.args' ? ctx.run.args : [textOf(name, ctx, file, path)];
+  const spaced = words.find((w) => /\s/.test(w));
+  if (spaced !== undefined) {
     throw invalidPlace(
       name,
-      `has spaces in its value (${JSON.stringify(text)}), which would split it into more words of the command; write '${keyOf(path)}' as a list, with \${{ ${name} }} as one item`,
+      `has spaces in its value (${JSON.stringify(spaced)}), which would split it into more words of the command; write '${keyOf(path)}' as a list, with \${{ ${name} }} as one item`,
       ctx,
       file,
       path,
     );
   }
-  return text;
+  return words.join(' ');
 }
 
 /**

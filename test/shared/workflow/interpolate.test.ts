@@ -168,6 +168,10 @@ describe('a variable outside shell text', () => {
     expect(e.message).toBe(
       `.dstack/workflows.yaml:5:17: \${{ foo }} in 'entrypoint' of workflow 'd' has spaces in its value ("-c import os"), which would split it into more words of the command; write 'entrypoint' as a list, with \${{ foo }} as one item`,
     );
+    // The run's arguments are words of their own there, each as typed, none split.
+    const args = workflows(['  - name: d', '    provider: docker', '    image: alpine', '    entrypoint: python ${{ run.args }}']);
+    expect(args.resolve('d', { args: ['-u', "it's.py"] }).spec).toMatchObject({ entrypoint: "python -u it's.py" });
+    expect(refusal(() => args.resolve('d', { args: ['-u', 'a b'] })).message).toContain(`\${{ run.args }} in 'entrypoint' of workflow 'd' has spaces in its value ("a b")`);
   });
 });
 
