@@ -67,13 +67,47 @@ function contextOf(path: Path, ctx: InterpolationContext): Context {
   return 'data';
 }
 
-type Quote = 'none' | 'single' | 'double';
+/**
+ * Where an expression stands in shell text: outside quotes, inside single or double quotes, in a
+ * `#` comment (whose quotes open nothing), or in the body of a here-document, whose delimiter
+ * unquoted (`<<EOF`) expands as double quotes do and quoted (`<<'EOF'`) passes on as single
+ * quotes do.
+ */
+type Quote = 'none' | 'single' | 'double' | 'comment' | 'heredoc' | 'quoted-heredoc';
 
-/** The shell quoting state after `ch`, for finding whether an expression stands inside quotes. */
-function nextQuote(state: Quote, ch: string): Quote {
-  if (state === 'none') return ch === "'" ? 'single' : ch === '"' ? 'double' : 'none';
+/** The shell quoting state after `ch`, which follows `previous` (outside a here-document's body). */
+function nextQuote(state: Quote, ch: string, previous: string | undefined): Quote {
+  if (state === 'none') {
+    if (ch === '#' && (previous === undefined || /[\s;&|()]/.test(previous))) return 'comment';
+    return ch === "'" ? 'single' : ch === '"' ? 'double' : 'none';
+  }
   if (state === 'single') return ch === "'" ? 'none' : 'single';
-  return ch === '"' ? 'none' : 'double';
+  if (state === 'double') return ch === '"' ? 'none' : 'double';
+  if (state === 'comment') return ch === '\n' ? 'none' : 'comment';
+  return state;
+}
+
+/** A here-document operator (`<<EOF`, `<<-EOF`, `<<'EOF'`, `<<"EOF"`, `<<\EOF`; not `<<<`). */
+const HEREDOC = /^<<(-?)[ \t]*((?:'[^'\n]*'|"[^"\n]*"|\\.|[^\s;&|<>()'"\\])+)/;
+
+interface HereDoc {
+  delimiter: string;
+  /** `<<-`: leading tabs of the delimiter line are ignored. */
+  stripTabs: boolean;
+  quoted: boolean;
+}
+
+function hereDoc(operator: RegExpExecArray): HereDoc {
+  const word = operator[2]!;
+  return { delimiter: word.replace(/\\(.)|['"]/g, (_, c: string | undefined) => c ?? ''), stripTabs: operator[1] === '-', quoted: /['"\\]/.test(word) };
+}
+
+/** Whether the line at `i` ends the body of `doc`, and where that line ends. */
+function delimiterLine(text: string, i: number, doc: HereDoc): number | undefined {
+  const newline = text.indexOf('\n', i);
+  const end = newline < 0 ? text.length : newline;
+  const line = text.slice(i, end);
+  return (doc.stripTabs ? line.replace(/^\t+/, '') : line) === doc.delimiter ? end : undefined;
 }
 
 function interpolateString(text: string, ctx: InterpolationContext, file: YamlFile, path: Path): unknown {
@@ -86,11 +120,31 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
     if (typeof v === 'number' || typeof v === 'boolean') return v;
   }
   let quote: Quote = 'none';
+  // Here-documents opened on the current line, then the one whose body is being read first.
+  const hereDocs: HereDoc[] = [];
+  const bodyOf = (doc: HereDoc | undefined): Quote => (doc === undefined ? 'none' : doc.quoted ? 'quoted-heredoc' : 'heredoc');
   let out = '';
   let i = 0;
   while (i < text.length) {
     const ch = text[i]!;
-    if (shell && ch === '\\' && quote !== 'single' && text[i + 1] !== '$') {
+    const inBody = quote === 'heredoc' || quote === 'quoted-heredoc';
+    const bodyEnd = inBody && text[i - 1] === '\n' ? delimiterLine(text, i, hereDocs[0]!) : undefined;
+    const operator = shell && quote === 'none' && ch === '<' && text[i - 1] !== '<' ? HEREDOC.exec(text.slice(i)) : null;
+    if (bodyEnd !== undefined) {
+      out += text.slice(i, bodyEnd);
+      i = bodyEnd;
+      hereDocs.shift();
+      quote = bodyOf(hereDocs[0]);
+    } else if (operator) {
+      // Taken whole, so that the quotes of `<<'EOF'` open nothing.
+      hereDocs.push(hereDoc(operator));
+      out += operator[0];
+      i += operator[0].length;
+    } else if (shell && ch === '\n' && (quote === 'none' || quote === 'comment') && hereDocs.length > 0) {
+      quote = bodyOf(hereDocs[0]);
+      out += ch;
+      i += 1;
+    } else if (shell && ch === '\\' && quote !== 'single' && quote !== 'quoted-heredoc' && text[i + 1] !== '$') {
       // An escaped character neither opens nor closes quotes.
       out += text.slice(i, i + 2);
       i += 2;
@@ -114,7 +168,7 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
       else out += textOf(name, ctx, file, path);
       i = end + 2;
     } else {
-      if (shell) quote = nextQuote(quote, ch);
+      if (shell) quote = nextQuote(quote, ch, text[i - 1]);
       out += ch;
       i += 1;
     }
@@ -126,22 +180,35 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
  * An expression in shell text. A value is never put in as text the shell would parse: the job's
  * environment holds it (see `environmentName`) and the command refers to it, as
  * `${{ run.args }}` refers to the positional parameters the job script sets. Bare, the reference is
- * quoted, so the value is one word (an empty value, none, as it was); inside double quotes it is
- * the value as is. Either way `$(…)`, backticks, quotes and `;` in it stay text. Inside single
- * quotes the shell would not expand a reference, and the text there is often another program's
- * code (`sh -c '…'`, `python -c '…'`), so the file is refused.
+ * quoted, so the value is one word (an empty value, none, as it was); inside double quotes or an
+ * unquoted here-document it is the value as is. Either way `$(…)`, backticks, quotes and `;` in it
+ * stay text. Inside single quotes (or a here-document with a quoted delimiter) the shell would not
+ * expand a reference, and the text there is often another program's code (`sh -c '…'`,
+ * `python -c '…'`), so the file is refused. One thing no quoting helps: bash evaluates a value as
+ * an expression where it does arithmetic (`$((…))`, `[[ … -eq … ]]`), and there runs `$(…)` or
+ * backticks in an array subscript, so a value with `[` before `$` or a backtick is refused.
  */
 function shellReference(name: string, quote: Quote, ctx: InterpolationContext, file: YamlFile, path: Path): string {
   if (quote === 'single') {
     throw invalidPlace(name, 'stands inside single quotes, where the shell passes it on as it is; move it out of the quotes (or into double quotes)', ctx, file, path);
   }
-  if (name === 'run.args') return quote === 'none' ? '"$@"' : '${*}';
+  if (quote === 'quoted-heredoc') {
+    throw invalidPlace(name, "stands inside a here-document with a quoted delimiter (<<'EOF'), where the shell passes it on as it is; write the delimiter unquoted (<<EOF)", ctx, file, path);
+  }
+  const bare = quote === 'none' || quote === 'comment';
+  if (name === 'run.args') return bare ? '"$@"' : '${*}';
   // The run name is dstack's own: letters, digits and '-'.
   if (name === 'run.name') return String(lookup(name, ctx, file, path));
   const value = textOf(name, ctx, file, path);
   if (value === '') return '';
+  if (/\[[^]*[$`]/.test(value)) {
+    throw new DstackError(
+      'DSTACK_ERR_USAGE',
+      `${formatPosition(file.at(path))}: the value of \${{ ${name} }} in '${keyOf(path)}' of workflow '${ctx.workflow}' (${JSON.stringify(value)}) has '[' before '$' or a backtick, which bash runs as code where it does arithmetic ($((…)), [[ … -eq … ]]); give a value without them`,
+    );
+  }
   const variable = environmentName(name, value, ctx);
-  return quote === 'none' ? `"\${${variable}}"` : `\${${variable}}`;
+  return bare ? `"\${${variable}}"` : `\${${variable}}`;
 }
 
 /** The value of `name` as text: `null` (a variable without a value) is empty. */

@@ -110,6 +110,45 @@ describe('a variable in a shell command', () => {
     expect(fs.existsSync(marker)).toBe(false);
   });
 
+  it('is data in a here-document, expanded as in double quotes, and a quote in a # comment opens nothing', () => {
+    const marker = path.join(tempDir(), 'ran');
+    const block = ['# don\'t mind this "comment', 'cat <<EOF; cat <<-"END"', '{"v": ${{ foo }}}', 'EOF', '\tlit $$HOME', '\tEND', 'echo after ${{ foo }}', ''].join('\n');
+    const p = workflows(['  - name: h', '    provider: bash', '    commands:', `      - ${JSON.stringify(block)}`], { '.dstack/variables.yaml': 'variables:\n  h:\n    foo: 1\n' });
+    for (const value of payloads(marker)) {
+      const wf = p.resolve('h', { overrides: { foo: value } });
+      expect(sh((wf.spec as { commands: string[] }).commands[0]!, wf)).toBe(`{"v": ${value}}\nlit $HOME\nafter ${value}\n`);
+    }
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+
+  it("is refused in a here-document with a quoted delimiter, which would end at a line of the value's", () => {
+    const lines = (op: string) => ['  - name: h', '    provider: bash', '    commands:', `      - ${JSON.stringify(`cat ${op}\nv=\${{ foo }}\nEOF\n`)}`];
+    const files = { '.dstack/variables.yaml': 'variables:\n  h:\n    foo: 1\n' };
+    for (const op of ["<<'EOF'", '<< "EOF"', '<<\\EOF', '<<-E"OF"']) {
+      const e = refusal(() => workflows(lines(op), files));
+      expect(e.message).toBe(
+        ".dstack/workflows.yaml:5:9: ${{ foo }} in 'commands' of workflow 'h' stands inside a here-document with a quoted delimiter (<<'EOF'), where the shell passes it on as it is; write the delimiter unquoted (<<EOF)",
+      );
+    }
+    // A here-string is no here-document.
+    expect(workflows(['  - name: h', '    provider: bash', '    commands:', '      - cat <<< ${{ foo }}'], files).resolve('h').spec).toMatchObject({ commands: ['cat <<< "${DSTACK_VAR_foo}"'] });
+  });
+
+  it('works in arithmetic as a number, and a value that bash would run there ([ before $ or a backtick) is refused', () => {
+    const marker = path.join(tempDir(), 'ran');
+    const p = workflows(['  - name: a', '    provider: bash', '    commands:', '      - echo $(( ${{ n }} + 1 )); [[ ${{ n }} -eq 2 ]] && echo two'], { '.dstack/variables.yaml': 'variables:\n  a:\n    n: 1\n' });
+    const wf = p.resolve('a', { overrides: { n: '2' } });
+    expect(sh((wf.spec as { commands: string[] }).commands[0]!, wf)).toBe('3\ntwo\n');
+    for (const value of [`a[$(touch ${marker})]`, `a[\`touch ${marker}\`]`]) {
+      const e = refusal(() => p.resolve('a', { overrides: { n: value } }));
+      expect(e.code).toBe('DSTACK_ERR_USAGE');
+      expect(e.message).toBe(
+        `.dstack/workflows.yaml:5:9: the value of \${{ n }} in 'commands' of workflow 'a' (${JSON.stringify(value)}) has '[' before '$' or a backtick, which bash runs as code where it does arithmetic ($((…)), [[ … -eq … ]]); give a value without them`,
+      );
+    }
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+
   it('keeps $$ as a literal $ beside it', () => {
     const p = workflows(['  - name: a', '    provider: bash', '    commands:', '      - echo "$${{ foo }} costs $$5"'], { '.dstack/variables.yaml': 'variables:\n  a:\n    foo: 1\n' });
     expect(p.resolve('a').spec).toMatchObject({ commands: ['echo "${{ foo }} costs $5"'] });
