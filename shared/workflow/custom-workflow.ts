@@ -84,7 +84,8 @@ export function applyProvider(
       throw invalid(`${at('provider')}: workflow '${spec.name}' is missing the input '${key}' of provider '${name}'${input.help ? ` (${input.help})` : ''}; add '${key}:' to it`);
     } else inputs[key] = '';
   }
-  const body = interpolate(definition.workflow, { ...ctx, variables: {}, inputs }, file, ['workflow']) as Record<string, unknown>;
+  // The provider's workflow is a built-in one, with shell text; the values it refers to join `ctx.env`.
+  const body = interpolate(definition.workflow, { ...ctx, variables: {}, inputs, inputsOnly: false }, file, ['workflow']) as Record<string, unknown>;
   // The provider's workflow must be valid on its own, so its mistakes point into its own file.
   validateWorkflow({ ...body, name: spec.name }, file, ['workflow']);
   const merged: Record<string, unknown> = { ...body, name: spec.name };

@@ -17,14 +17,25 @@ export interface InterpolationContext {
   workflow: string;
   /** In a custom provider's workflow: the inputs the workflow that uses it set (or their defaults). */
   inputs?: Record<string, unknown>;
+  /**
+   * Whether no string is shell text: true for the keys of a workflow that uses a custom provider,
+   * which are all inputs of the provider (data), whatever their names.
+   */
+  inputsOnly?: boolean;
+  /**
+   * Filled in by `interpolate`: the environment variables that hold the values shell text refers
+   * to (`DSTACK_VAR_NAME`, `DSTACK_INPUT_KEY`, `DSTACK_SECRET_NAME`), for the job's environment.
+   */
+  env: Record<string, string>;
 }
 
 const EXPRESSION = /^\$\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}$/;
 
 /**
- * Replaces `${{ name }}`, `${{ run.args }}`, `${{ run.name }}` and `${{ secrets.NAME }}` in every
- * string of `value`; `$$` stands for one `$`. A string that is nothing but one expression takes
- * the variable's own type, so `gpu: ${{ pgpu }}` with `pgpu: 1` is the number 1.
+ * Replaces `${{ name }}`, `${{ run.args }}`, `${{ run.name }}`, `${{ inputs.KEY }}` and
+ * `${{ secrets.NAME }}` in every string of `value`; `$$` stands for one `$`. A string that is
+ * nothing but one expression takes the variable's own type, so `gpu: ${{ pgpu }}` with `pgpu: 1` is
+ * the number 1. In shell text no value is put in as text the shell would parse, see `shellReference`.
  */
 export function interpolate(value: unknown, ctx: InterpolationContext, file: YamlFile, path: Path): unknown {
   if (typeof value === 'string') return interpolateString(value, ctx, file, path);
@@ -38,38 +49,102 @@ export function interpolate(value: unknown, ctx: InterpolationContext, file: Yam
 }
 
 /**
- * Keys whose strings a shell runs: each of `commands`, and python's `script`. There `${{ run.args }}`
- * becomes a reference to the job shell's positional parameters, which the job script sets to the
- * run's arguments (`set -- …`), so the arguments are always data, never code.
+ * Where a string stands, for what a value put in it may do:
+ * - `shell`: each of `commands`, and python's `script`, which a shell runs;
+ * - `words`: docker's `entrypoint` as one string, which is split at whitespace into the command;
+ * - `env-entry`: an item `NAME=VALUE` of an `env`/`environment` list, whose name must be the file's;
+ * - `data`: everything else (an environment value, an image, a URL, a path), taken as it is.
  */
-function isShellText(path: Path): boolean {
+type Context = 'shell' | 'words' | 'env-entry' | 'data';
+
+function contextOf(path: Path, ctx: InterpolationContext): Context {
+  if (ctx.inputsOnly) return 'data';
   const last = path[path.length - 1];
-  return last === 'script' || (typeof last === 'number' && path[path.length - 2] === 'commands');
+  const parent = path[path.length - 2];
+  if (last === 'script' || (typeof last === 'number' && parent === 'commands')) return 'shell';
+  if (last === 'entrypoint') return 'words';
+  if (typeof last === 'number' && (parent === 'env' || parent === 'environment')) return 'env-entry';
+  return 'data';
 }
 
-type Quote = 'none' | 'single' | 'double';
+/**
+ * Where an expression stands in shell text: outside quotes, inside single or double quotes, in a
+ * `#` comment (whose quotes open nothing), or in the body of a here-document, whose delimiter
+ * unquoted (`<<EOF`) expands as double quotes do and quoted (`<<'EOF'`) passes on as single
+ * quotes do.
+ */
+type Quote = 'none' | 'single' | 'double' | 'comment' | 'heredoc' | 'quoted-heredoc';
 
-/** The shell quoting state after `ch`, for finding whether an expression stands inside quotes. */
-function nextQuote(state: Quote, ch: string): Quote {
-  if (state === 'none') return ch === "'" ? 'single' : ch === '"' ? 'double' : 'none';
+/** The shell quoting state after `ch`, which follows `previous` (outside a here-document's body). */
+function nextQuote(state: Quote, ch: string, previous: string | undefined): Quote {
+  if (state === 'none') {
+    if (ch === '#' && (previous === undefined || /[\s;&|()]/.test(previous))) return 'comment';
+    return ch === "'" ? 'single' : ch === '"' ? 'double' : 'none';
+  }
   if (state === 'single') return ch === "'" ? 'none' : 'single';
-  return ch === '"' ? 'none' : 'double';
+  if (state === 'double') return ch === '"' ? 'none' : 'double';
+  if (state === 'comment') return ch === '\n' ? 'none' : 'comment';
+  return state;
+}
+
+/** A here-document operator (`<<EOF`, `<<-EOF`, `<<'EOF'`, `<<"EOF"`, `<<\EOF`; not `<<<`). */
+const HEREDOC = /^<<(-?)[ \t]*((?:'[^'\n]*'|"[^"\n]*"|\\.|[^\s;&|<>()'"\\])+)/;
+
+interface HereDoc {
+  delimiter: string;
+  /** `<<-`: leading tabs of the delimiter line are ignored. */
+  stripTabs: boolean;
+  quoted: boolean;
+}
+
+function hereDoc(operator: RegExpExecArray): HereDoc {
+  const word = operator[2]!;
+  return { delimiter: word.replace(/\\(.)|['"]/g, (_, c: string | undefined) => c ?? ''), stripTabs: operator[1] === '-', quoted: /['"\\]/.test(word) };
+}
+
+/** Whether the line at `i` ends the body of `doc`, and where that line ends. */
+function delimiterLine(text: string, i: number, doc: HereDoc): number | undefined {
+  const newline = text.indexOf('\n', i);
+  const end = newline < 0 ? text.length : newline;
+  const line = text.slice(i, end);
+  return (doc.stripTabs ? line.replace(/^\t+/, '') : line) === doc.delimiter ? end : undefined;
 }
 
 function interpolateString(text: string, ctx: InterpolationContext, file: YamlFile, path: Path): unknown {
   if (!text.includes('$')) return text;
+  const context = contextOf(path, ctx);
+  const shell = context === 'shell';
   const whole = EXPRESSION.exec(text.trim());
-  if (whole) {
+  if (whole && context === 'data') {
     const v = lookup(whole[1]!, ctx, file, path);
     if (typeof v === 'number' || typeof v === 'boolean') return v;
   }
-  const shell = isShellText(path);
   let quote: Quote = 'none';
+  // Here-documents opened on the current line, then the one whose body is being read first.
+  const hereDocs: HereDoc[] = [];
+  const bodyOf = (doc: HereDoc | undefined): Quote => (doc === undefined ? 'none' : doc.quoted ? 'quoted-heredoc' : 'heredoc');
   let out = '';
   let i = 0;
   while (i < text.length) {
     const ch = text[i]!;
-    if (shell && ch === '\\' && quote !== 'single' && text[i + 1] !== '$') {
+    const inBody = quote === 'heredoc' || quote === 'quoted-heredoc';
+    const bodyEnd = inBody && text[i - 1] === '\n' ? delimiterLine(text, i, hereDocs[0]!) : undefined;
+    const operator = shell && quote === 'none' && ch === '<' && text[i - 1] !== '<' ? HEREDOC.exec(text.slice(i)) : null;
+    if (bodyEnd !== undefined) {
+      out += text.slice(i, bodyEnd);
+      i = bodyEnd;
+      hereDocs.shift();
+      quote = bodyOf(hereDocs[0]);
+    } else if (operator) {
+      // Taken whole, so that the quotes of `<<'EOF'` open nothing.
+      hereDocs.push(hereDoc(operator));
+      out += operator[0];
+      i += operator[0].length;
+    } else if (shell && ch === '\n' && (quote === 'none' || quote === 'comment') && hereDocs.length > 0) {
+      quote = bodyOf(hereDocs[0]);
+      out += ch;
+      i += 1;
+    } else if (shell && ch === '\\' && quote !== 'single' && quote !== 'quoted-heredoc' && text[i + 1] !== '$') {
       // An escaped character neither opens nor closes quotes.
       out += text.slice(i, i + 2);
       i += 2;
@@ -85,14 +160,15 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
         );
       }
       const name = text.slice(i + 3, end).trim();
-      if (name === 'run.args' && shell) out += shellArgsReference(quote, ctx, file, path);
-      else {
-        const v = lookup(name, ctx, file, path);
-        out += v === null || v === undefined ? '' : String(v);
+      if (context === 'env-entry' && !text.slice(0, i).includes('=')) {
+        throw invalidPlace(name, `names an environment variable, which a value may not choose; write NAME=\${{ ${name} }}`, ctx, file, path);
       }
+      if (shell) out += shellReference(name, quote, ctx, file, path);
+      else if (context === 'words') out += wordsOf(name, ctx, file, path);
+      else out += textOf(name, ctx, file, path);
       i = end + 2;
     } else {
-      if (shell) quote = nextQuote(quote, ch);
+      if (shell) quote = nextQuote(quote, ch, text[i - 1]);
       out += ch;
       i += 1;
     }
@@ -101,16 +177,93 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
 }
 
 /**
- * `${{ run.args }}` in a shell command: bare, each argument as one word (`"$@"`); inside double
- * quotes, all of them as one string (`${*}`); inside single quotes the shell would not expand it.
+ * An expression in shell text. A value is never put in as text the shell would parse: the job's
+ * environment holds it (see `environmentName`) and the command refers to it, as
+ * `${{ run.args }}` refers to the positional parameters the job script sets. Bare, the reference is
+ * quoted, so the value is one word (an empty value, none, as it was); inside double quotes or an
+ * unquoted here-document it is the value as is. Either way `$(…)`, backticks, quotes and `;` in it
+ * stay text. Inside single quotes (or a here-document with a quoted delimiter) the shell would not
+ * expand a reference, and the text there is often another program's code (`sh -c '…'`,
+ * `python -c '…'`), so the file is refused. One thing no quoting helps: bash evaluates a value as
+ * an expression where it does arithmetic (`$((…))`, `[[ … -eq … ]]`), and there runs `$(…)` or
+ * backticks in an array subscript, so a value with `[` before `$` or a backtick is refused.
  */
-function shellArgsReference(quote: Quote, ctx: InterpolationContext, file: YamlFile, path: Path): string {
-  if (quote === 'none') return '"$@"';
-  if (quote === 'double') return '${*}';
-  throw new DstackError(
-    'DSTACK_ERR_WORKFLOW_INVALID',
-    `${formatPosition(file.at(path))}: \${{ run.args }} stands inside single quotes in workflow '${ctx.workflow}', where the shell passes it on as it is; move it out of the quotes (or into double quotes)`,
-  );
+function shellReference(name: string, quote: Quote, ctx: InterpolationContext, file: YamlFile, path: Path): string {
+  if (quote === 'single') {
+    throw invalidPlace(name, 'stands inside single quotes, where the shell passes it on as it is; move it out of the quotes (or into double quotes)', ctx, file, path);
+  }
+  if (quote === 'quoted-heredoc') {
+    throw invalidPlace(name, "stands inside a here-document with a quoted delimiter (<<'EOF'), where the shell passes it on as it is; write the delimiter unquoted (<<EOF)", ctx, file, path);
+  }
+  const bare = quote === 'none' || quote === 'comment';
+  if (name === 'run.args') return bare ? '"$@"' : '${*}';
+  // The run name is dstack's own: letters, digits and '-'.
+  if (name === 'run.name') return String(lookup(name, ctx, file, path));
+  const value = textOf(name, ctx, file, path);
+  if (value === '') return '';
+  if (/\[[^]*[$`]/.test(value)) {
+    throw new DstackError(
+      'DSTACK_ERR_USAGE',
+      `${formatPosition(file.at(path))}: the value of \${{ ${name} }} in '${keyOf(path)}' of workflow '${ctx.workflow}' (${JSON.stringify(value)}) has '[' before '$' or a backtick, which bash runs as code where it does arithmetic ($((…)), [[ … -eq … ]]); give a value without them`,
+    );
+  }
+  const variable = environmentName(name, value, ctx);
+  return bare ? `"\${${variable}}"` : `\${${variable}}`;
+}
+
+/** The value of `name` as text: `null` (a variable without a value) is empty. */
+function textOf(name: string, ctx: InterpolationContext, file: YamlFile, path: Path): string {
+  const v = lookup(name, ctx, file, path);
+  return v === null || v === undefined ? '' : String(v);
+}
+
+/**
+ * An expression in docker's `entrypoint` written as one string, which is split at whitespace into
+ * the command: its words as they are (the run's arguments, one word each), and a value with
+ * whitespace, which would add words of its own, refused.
+ */
+function wordsOf(name: string, ctx: InterpolationContext, file: YamlFile, path: Path): string {
+  const words = name === 'run.args' ? ctx.run.args : [textOf(name, ctx, file, path)];
+  const spaced = words.find((w) => /\s/.test(w));
+  if (spaced !== undefined) {
+    throw invalidPlace(
+      name,
+      `has spaces in its value (${JSON.stringify(spaced)}), which would split it into more words of the command; write '${keyOf(path)}' as a list, with \${{ ${name} }} as one item`,
+      ctx,
+      file,
+      path,
+    );
+  }
+  return words.join(' ');
+}
+
+/**
+ * The job's environment variable that holds `value` for `${{ name }}`: `DSTACK_VAR_NAME`,
+ * `DSTACK_INPUT_KEY`, or `DSTACK_SECRET_NAME` (which holds the secret's placeholder until the agent
+ * puts the value in, as it does everywhere in the workflow).
+ */
+function environmentName(name: string, value: string, ctx: InterpolationContext): string {
+  const [prefix, rest] =
+    name.startsWith('inputs.') && ctx.inputs
+      ? ['DSTACK_INPUT_', name.slice('inputs.'.length)]
+      : name.startsWith('secrets.')
+        ? ['DSTACK_SECRET_', name.slice('secrets.'.length)]
+        : ['DSTACK_VAR_', name];
+  const base = (prefix + rest).replace(/[^A-Za-z0-9_]/g, '_');
+  // `a-b` and `a_b` share a name; a second value with the name gets a number after it.
+  let candidate = base;
+  for (let n = 2; Object.hasOwn(ctx.env, candidate) && ctx.env[candidate] !== value; n++) candidate = `${base}_${n}`;
+  ctx.env[candidate] = value;
+  return candidate;
+}
+
+function keyOf(path: Path): string {
+  return String(path.findLast((p) => typeof p === 'string') ?? '');
+}
+
+/** `${{ name }}` where it cannot stand: the file, line, key and workflow, then `what` is wrong and what to do. */
+function invalidPlace(name: string, what: string, ctx: InterpolationContext, file: YamlFile, path: Path): DstackError {
+  return new DstackError('DSTACK_ERR_WORKFLOW_INVALID', `${formatPosition(file.at(path))}: \${{ ${name} }} in '${keyOf(path)}' of workflow '${ctx.workflow}' ${what}`);
 }
 
 function lookup(name: string, ctx: InterpolationContext, file: YamlFile, path: Path): unknown {

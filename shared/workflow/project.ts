@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse as parseYamlScalar } from 'yaml';
 import { DstackError } from '../errors.js';
 import { closest } from '../suggest.js';
 import { interpolate, type InterpolationContext } from './interpolate.js';
@@ -126,7 +125,8 @@ export class Project {
   /** Checks one workflow as `resolve` would; a custom provider's own file is checked when a run fetches it. */
   private check(name: string): void {
     const entry = this.entry(name);
-    const raw = interpolate(entry.raw, { variables: this.variablesOf(name), run: { args: [], name: '' }, workflow: name }, entry.file, entry.path);
+    const ctx: InterpolationContext = { variables: this.variablesOf(name), run: { args: [], name: '' }, workflow: name, inputsOnly: usesCustomProvider(entry), env: {} };
+    const raw = interpolate(entry.raw, ctx, entry.file, entry.path);
     const validated = validateWorkflow(raw, entry.file, entry.path);
     if (validated.kind === 'builtin') this.normalise(validated.spec, entry);
   }
@@ -135,23 +135,27 @@ export class Project {
   resolve(name: string, options: ResolveOptions = {}): ResolvedWorkflow {
     const entry = this.entry(name);
     const variables = this.variablesOf(name);
-    for (const [k, v] of Object.entries(options.overrides ?? {})) if (Object.hasOwn(variables, k)) variables[k] = parseYamlScalar(v);
+    for (const [k, v] of Object.entries(options.overrides ?? {})) if (Object.hasOwn(variables, k)) variables[k] = overrideValue(k, v);
     const ctx: InterpolationContext = {
       variables,
       run: { args: options.args ?? [], name: options.runName ?? '' },
       secrets: options.secrets,
       workflow: name,
+      inputsOnly: usesCustomProvider(entry),
+      env: {},
     };
     const raw = interpolate(entry.raw, ctx, entry.file, entry.path);
     const validated = validateWorkflow(raw, entry.file, entry.path);
     const runArgs = [...(options.args ?? [])];
-    if (validated.kind === 'builtin') return { ...this.normalise(validated.spec, entry), runArgs };
+    // The values that shell text refers to join the job's environment (see interpolate.ts).
+    const withValues = (wf: ResolvedWorkflow): ResolvedWorkflow => ({ ...wf, env: { ...wf.env, ...ctx.env } });
+    if (validated.kind === 'builtin') return { ...withValues(this.normalise(validated.spec, entry)), runArgs };
     const provider = options.providers?.get(name);
     if (!provider) throw new Error(`workflow '${name}' uses a custom provider: fetch it with providersFor() first`);
     const merged = applyProvider(validated.spec, provider, { file: entry.file, path: entry.path }, ctx);
     const spec = validateWorkflow(merged, entry.file, entry.path).spec as WorkflowSpec;
     const { repo, name: providerName, ref, commit } = provider.source;
-    return { ...this.normalise(spec, entry), runArgs, customProvider: { repo, name: providerName, ...(ref ? { ref } : {}), commit } };
+    return { ...withValues(this.normalise(spec, entry)), runArgs, customProvider: { repo, name: providerName, ...(ref ? { ref } : {}), commit } };
   }
 
   private normalise(spec: WorkflowSpec, entry: WorkflowEntry): ResolvedWorkflow {
@@ -289,6 +293,25 @@ export class Project {
       throw new DstackError('DSTACK_ERR_NO_WORKFLOWS', `no workflows defined in ${files.join(', ')}: add one under 'workflows:'`);
     }
   }
+}
+
+/** Whether a workflow uses a custom provider: then its keys besides its own are the provider's inputs, data. */
+function usesCustomProvider(entry: WorkflowEntry): boolean {
+  const provider = (entry.raw as { provider?: unknown } | null)?.provider;
+  return typeof provider === 'object' && provider !== null;
+}
+
+/**
+ * `--NAME VALUE` as typed: a string, but a number written as such, `true` or `false` takes that
+ * type, so `gpu: ${{ n }}` takes `--n 2`. A value is data; it is never parsed as YAML.
+ */
+function overrideValue(name: string, text: string): string | number | boolean {
+  if (text.includes('\u0000')) {
+    throw new DstackError('DSTACK_ERR_USAGE', `the value of --${name} has a NUL character, which a job's environment cannot hold; remove it`);
+  }
+  if (text === 'true' || text === 'false') return text === 'true';
+  const n = Number(text);
+  return text !== '' && String(n) === text ? n : text;
 }
 
 const UNITS: Record<string, number> = { b: 1 / 1048576, kb: 1 / 1024, kib: 1 / 1024, mb: 1, mib: 1, gb: 1024, gib: 1024, tb: 1048576, tib: 1048576 };

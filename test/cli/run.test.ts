@@ -63,6 +63,23 @@ describe('dstack run', () => {
     expect(py.stdout).toContain(`argv=['--fixed', '--batch-size', '32', "it's 'quoted'", '*']`);
   });
 
+  it('runs nothing of a variable set on the command line: $(…), backticks and quotes print as typed, bare and in double quotes', async () => {
+    const home = tempDir();
+    const marker = path.join(tempDir(), 'ran');
+    const values = [`$(touch ${marker})`, `\`touch ${marker}\``, `"; touch ${marker}; "`, `'; touch ${marker}; '`, `'`];
+    const commands = values.flatMap((_, i) => [`echo \${{ p${i} }}`, `echo "[\${{ p${i} }}]"`]);
+    const cwd = repo(bash('inj', commands), { '.dstack/variables.yaml': `variables:\n  inj:\n${values.map((_, i) => `    p${i}: x\n`).join('')}` });
+    const r = await cli(['run', 'inj', ...values.flatMap((v, i) => [`--p${i}`, v])], { cwd, home });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split(/\r?\n/);
+    for (const v of values) {
+      expect(lines).toContain(v);
+      expect(lines).toContain(`[${v}]`);
+    }
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+
   it('stops at the first failing command and exits 1 with the exit code recorded', async () => {
     const home = tempDir();
     const cwd = repo(bash('fail', ['echo before', 'exit 3', 'echo after']));

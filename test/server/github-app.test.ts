@@ -148,6 +148,26 @@ describe('the GitHub App', () => {
     expect(stdout).toContain('greeting=good day');
   });
 
+  it('runs nothing of a variable set in a comment: $(…), backticks and quotes print as typed, bare and in double quotes', async () => {
+    const marker = path.join(tempDir(), 'ran');
+    const workflow = ['workflows:', '  - name: inj', '    provider: bash', '    commands:', '      - echo ${{ foo }} ${{ bar }}', '      - echo "[${{ foo }}|${{ bar }}]"', ''].join('\n');
+    const w = await world({ '.dstack/workflows.yaml': workflow, '.dstack/variables.yaml': 'variables:\n  inj:\n    foo: x\n    bar: x\n' });
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'inject' });
+    const foo = `$(touch ${marker})"; touch ${marker}; "`;
+    const bar = `\`touch ${marker}\`'`;
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: `/dstack run inj --foo '${foo}' --bar "\\\`touch ${marker}\\\`'"` });
+    const [run] = await until(async () => {
+      const list = await runs(w);
+      return list.length === 1 && list;
+    });
+    await runComment(w, run!.run.name, 'done');
+    const { stdout } = await cli(['logs', run!.run.name], { cwd: tempDir(), home: remoteHome(w) });
+    const lines = stdout.split(/\r?\n/);
+    expect(lines).toContain(`${foo} ${bar}`);
+    expect(lines).toContain(`[${foo}|${bar}]`);
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+
   it('gets the run comment to its end while its edits fail more often than Octokit retries', async () => {
     const w = await world(FILES);
     w.sim.faults.failNext('bad-gateway-502', 6, ['issues/update-comment']);

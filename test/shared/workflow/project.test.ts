@@ -202,7 +202,7 @@ describe('variables and interpolation', () => {
     // Inside single quotes the shell would not expand it: the files are refused when loaded.
     const e = loadError({ [WF]: "workflows:\n  - name: q\n    provider: bash\n    commands: [\"echo 'A=${{ run.args }}'\"]\n" });
     expect(e.message).toBe(
-      ".dstack/workflows.yaml:4:16: ${{ run.args }} stands inside single quotes in workflow 'q', where the shell passes it on as it is; move it out of the quotes (or into double quotes)",
+      ".dstack/workflows.yaml:4:16: ${{ run.args }} in 'commands' of workflow 'q' stands inside single quotes, where the shell passes it on as it is; move it out of the quotes (or into double quotes)",
     );
   });
 
@@ -212,8 +212,9 @@ describe('variables and interpolation', () => {
     const train = p.resolve('train', { runName: 'slim-octopus-3', args: ['--lr', '0.1 0.2'] });
     expect(train.resources.gpu).toEqual({ count: 1 });
     expect(train.spec).toMatchObject({
-      commands: ['python train.py --seed 1 --epochs 10 "$@"', 'echo slim-octopus-3 costs $5 and $HOME stays'],
+      commands: ['python train.py --seed "${DSTACK_VAR_seed}" --epochs "${DSTACK_VAR_epochs}" "$@"', 'echo slim-octopus-3 costs $5 and $HOME stays'],
     });
+    expect(train.env).toEqual({ DSTACK_VAR_seed: '1', DSTACK_VAR_epochs: '10' });
   });
 
   it('keeps the python version as written (3.10, not 3.1)', () => {
@@ -223,7 +224,7 @@ describe('variables and interpolation', () => {
   it('lets --NAME VALUE override a variable', () => {
     const train = load(files).resolve('train', { overrides: { tgpu: '2', epochs: '100', seed: '2' } });
     expect(train.resources.gpu).toEqual({ count: 2 });
-    expect((train.spec as { commands: string[] }).commands[0]).toBe('python train.py --seed 2 --epochs 100 "$@"');
+    expect(train.env).toEqual({ DSTACK_VAR_seed: '2', DSTACK_VAR_epochs: '100' });
   });
 
   it('names an unknown variable where it is used', () => {
