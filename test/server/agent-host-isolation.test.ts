@@ -23,9 +23,14 @@ async function serverWithToken() {
   return { token: token.token, tokenFile, server, state };
 }
 
-function submit(state: State, runName: string, commands: string[], source: RunSource): void {
-  const plan = [workflow('job', { spec: { name: 'job', provider: 'bash', commands } as ResolvedWorkflow['spec'] })];
-  state.service.submit({ repo: source.repoUrl, workflow: 'job', args: '', runName, plan, executor: null, owner: 'acme', source });
+const bash = (name: string, commands: string[], extra: Partial<ResolvedWorkflow> = {}) => workflow(name, { spec: { name, provider: 'bash', commands } as ResolvedWorkflow['spec'], ...extra });
+
+/**
+ * Submits a run straight into the server's store, before an agent starts: the server's scheduler
+ * looks at the queue when an agent connects. Its last workflow is the run's.
+ */
+function submit(state: State, runName: string, plan: ResolvedWorkflow[], source: RunSource): void {
+  state.service.submit({ repo: source.repoUrl, workflow: plan.at(-1)!.name, args: '', runName, plan, executor: null, owner: 'acme', source });
 }
 
 const logOf = (state: State, jobId: string) => state.service.readLog(jobId, 0).toString();
@@ -39,9 +44,9 @@ describe('dstack-agent on a shared host', () => {
     const { token, tokenFile, server, state } = await serverWithToken();
     const repo = bareRepo({ 'data.txt': 'from the repository\n' });
     const workDir = tempDir();
-    const agent = await startAgent({ url: server.url, token: { file: tokenFile }, name: 'shared-1', workDir, args: ['--run-as', 'nobody'] });
-    const pid = agent.child.pid!;
-    submit(state, 'run-as-1', [
+    // The agent's pid, as anyone may find it (`ps` would do too).
+    const pid = `$(cat ${workDir}/agent.pid)`;
+    const first = bash('first', [
       'echo "user=$(id -un)"',
       attempt('environ', `cat /proc/${pid}/environ`),
       attempt('token file', `cat ${tokenFile}`),
@@ -54,16 +59,22 @@ describe('dstack-agent on a shared host', () => {
       'echo made > made.txt && cat made.txt',
       'echo home > ~/in-home && cat ~/in-home',
       'echo "owner=$(stat -c %U .)"',
-    ], { ...repo, patch: null });
+    ]);
+    // After it (so it gets the tree the first had, made its user's, put back as its commit has it).
+    const second = bash('second', ['cat data.txt made.txt 2>&1 || true', 'echo again > made.txt && cat made.txt'], { dependsOn: [{ workflow: 'first' }] });
+    submit(state, 'run-as-1', [first, second], { ...repo, patch: null });
+    await startAgent({ url: server.url, token: { file: tokenFile }, name: 'shared-1', workDir, args: ['--run-as', 'nobody'] });
     const job = await ended(state, 'run-as-1-0');
     const log = logOf(state, job.id);
     expect([job.status, job.reason], log).toEqual(['done', null]);
     for (const what of ['environ', 'token file', 'mirrors', 'jobs', 'spool']) expect(log).toContain(`${what}: denied`);
     expect(log).toContain('user=nobody');
-    expect(log).toMatch(/^cmdline=\S*node \S*dstack-agent\.js --url /m);
+    expect(log).toMatch(/^cmdline=\S*node \S*dstack-agent\.js --url \S+ --token-file /m);
     expect(log).not.toContain(token);
     expect(log).toContain('from the repository\r\nmade\r\nhome\r\nowner=nobody');
     expect(fs.readdirSync(path.join(workDir, 'mirrors'))).toHaveLength(1);
+    const next = await ended(state, 'run-as-1-1');
+    expect([next.status, logOf(state, next.id)]).toEqual(['done', 'from the repository\r\ncat: made.txt: No such file or directory\r\nagain\r\n']);
   });
 
   it('keeps its token off its command line and out of its environment when it reads it from --token-file or the systemd credential', async () => {
@@ -82,7 +93,7 @@ describe('dstack-agent on a shared host', () => {
   it("declines a fork pull request's job on host isolation, saying to serve it with --isolation docker, and runs it with --allow-untrusted-on-host", async () => {
     const { tokenFile, server, state } = await serverWithToken();
     const repo = bareRepo({ 'README.md': 'hi\n' });
-    submit(state, 'fork-1', ['echo "from a fork"'], { ...repo, patch: null, untrusted: true });
+    submit(state, 'fork-1', [bash('job', ['echo "from a fork"'])], { ...repo, patch: null, untrusted: true });
     const host = await startAgent({ url: server.url, token: { file: tokenFile }, name: 'host-1', workDir: tempDir() });
     const waiting = `waiting: needs an agent (an agent of acme); agents: host-1 declined it (${UNTRUSTED_ON_HOST})`;
     await waitFor(() => state.service.job('fork-1-0')!.reason === waiting, 20_000, 'the job to wait with the reason');
