@@ -68,10 +68,10 @@ export function switchUserProblem(): string | undefined {
  * so the shell that wrote the leader's pid (as root, where the job cannot change it) becomes the
  * job, still the session's leader.
  */
-function asUser(setpriv: string | undefined, runAs: RunAs | undefined, command: string[]): string[] {
+function asUser(runAs: RunAs | undefined, command: string[]): string[] {
   if (!runAs) return command;
-  if (!setpriv) throw new Error(`cannot run a job as ${runAs.user}: util-linux 'setpriv' is not on PATH`);
-  return [setpriv, '--reuid', String(runAs.uid), '--regid', String(runAs.gid), '--init-groups', '--', ...command];
+  // Found: the constructor checked.
+  return [tools()!.setpriv!, '--reuid', String(runAs.uid), '--regid', String(runAs.gid), '--init-groups', '--', ...command];
 }
 
 /** Reads `script --version`: util-linux 2.35 or later. */
@@ -101,6 +101,8 @@ export class ScriptPtyProcess implements PtyProcess {
   private readonly backlogLimit: number;
 
   constructor(options: PtyProcessOptions) {
+    // The agent checked this at its start (switchUserProblem).
+    if (options.runAs && !tools()?.setpriv) throw new Error(`cannot run a job as ${options.runAs.user}: util-linux 'setpriv' is not on PATH`);
     this.dir = fs.mkdtempSync(path.join(options.stateDir ?? os.tmpdir(), 'dstack-pty-'));
     const out = path.join(this.dir, 'out');
     const fd = fs.openSync(out, 'w', 0o600);
@@ -112,7 +114,7 @@ export class ScriptPtyProcess implements PtyProcess {
       `echo $$ > ${shellQuote(this.pidFile)}`,
       `${shellQuote(t.stty)} cols ${TERMINAL.cols} rows ${TERMINAL.rows} 2>/dev/null`,
       shell === undefined ? 'unset SHELL' : `SHELL=${shellQuote(shell)}`,
-      `exec ${shellJoin(asUser(t.setpriv, options.runAs, [options.file, ...options.args]))}`,
+      `exec ${shellJoin(asUser(options.runAs, [options.file, ...options.args]))}`,
     ].join('; ');
     try {
       const scriptArgs = ['-qfec', command, '/dev/null'];

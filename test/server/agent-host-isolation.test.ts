@@ -77,6 +77,17 @@ describe('dstack-agent on a shared host', () => {
     expect([next.status, logOf(state, next.id)]).toEqual(['done', 'from the repository\r\ncat: made.txt: No such file or directory\r\nagain\r\n']);
   });
 
+  it('stops a job running as the --run-as user as a user would, on the agent\'s SIGTERM', async () => {
+    const { tokenFile, server, state } = await serverWithToken();
+    const repo = bareRepo({ 'README.md': 'hi\n' });
+    submit(state, 'run-as-stop-1', [bash('wait', ['trap "echo interrupted; exit 130" INT', 'echo started', 'sleep 600 & wait'])], { ...repo, patch: null });
+    const agent = await startAgent({ url: server.url, token: { file: tokenFile }, name: 'shared-2', workDir: tempDir(), args: ['--run-as', 'nobody'], env: { DSTACK_STOP_GRACE_SECONDS: '5' } });
+    await waitFor(() => logOf(state, 'run-as-stop-1-0').includes('started'), 20_000, 'the job to start');
+    expect(await agent.stop()).toBe(0);
+    expect(state.service.job('run-as-stop-1-0')).toMatchObject({ status: 'stopped', reason: 'stopped by the user' });
+    expect(logOf(state, 'run-as-stop-1-0')).toContain('interrupted');
+  });
+
   it('keeps its token off its command line and out of its environment when it reads it from --token-file or the systemd credential', async () => {
     const { token, tokenFile, server } = await serverWithToken();
     const fromFile = await startAgent({ url: server.url, token: { file: tokenFile }, name: 'file-1', workDir: tempDir() });
