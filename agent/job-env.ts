@@ -2,7 +2,7 @@ import type { JobAssignment } from './job-io.js';
 import type { JobPaths } from './providers/provider.js';
 
 /** Variables of the runner's own that a job must not inherit (they point at the user's state). */
-const WITHHELD = /^(DSTACK_|XDG_(CACHE|CONFIG|DATA|STATE)_HOME$|npm_|INIT_CWD$|VIRTUAL_ENV$|OLDPWD$|DOCKER_)/;
+const WITHHELD = /^(DSTACK_|XDG_(CACHE|CONFIG|DATA|STATE)_HOME$|npm_|INIT_CWD$|VIRTUAL_ENV$|OLDPWD$|DOCKER_|CREDENTIALS_DIRECTORY$)/;
 
 /** What every job gets, wherever it runs: its own HOME, the run's identity, the workflow's variables. */
 function common(job: JobAssignment, paths: JobPaths, workflowEnv: Record<string, string>): Record<string, string> {

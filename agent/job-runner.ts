@@ -8,11 +8,13 @@ import { injectSecrets } from '../shared/secrets.js';
 import type { ResolvedWorkflow } from '../shared/workflow/types.js';
 import { connectDocker } from './docker/engine.js';
 import { JOB_LABEL, OWNER_LABEL, runContainer } from './docker/run-container.js';
+import { handOver } from './hand-over.js';
 import { containerEnvironment, hostEnvironment } from './job-env.js';
 import type { JobAssignment, JobIO } from './job-io.js';
 import { killLeftoverJobs } from './leftover-jobs.js';
 import { LogStreamer } from './log-streamer.js';
 import { watchPorts } from './port-watch.js';
+import type { RunAs } from './pty-process.js';
 import { bashProvider } from './providers/bash.js';
 import { curlProvider } from './providers/curl.js';
 import { dockerProvider } from './providers/docker.js';
@@ -49,6 +51,8 @@ export interface JobRunnerOptions {
   owner?: string;
   /** The Docker engine, connected on first use (shared by a runner's jobs). */
   docker?: () => Promise<Docker>;
+  /** Host jobs run as this user, their folder made theirs (`dstack-agent --run-as`; this process is root). */
+  runAs?: RunAs;
 }
 
 export type StopMode = 'stop' | 'abort';
@@ -139,6 +143,8 @@ export class JobRunner {
     };
     const paths = inContainer ? boxPaths : hostPaths;
     const env = inContainer ? containerEnvironment(this.job, boxPaths, workflow.env) : hostEnvironment(this.job, hostPaths, workflow.env, this.options.env);
+    const runAs = inContainer ? undefined : this.options.runAs;
+    if (runAs) Object.assign(env, { USER: runAs.user, LOGNAME: runAs.user });
     const container = async (o: ContainerOptions) => {
       const docker = await (this.options.docker ?? connectDocker)();
       return runContainer({
@@ -166,7 +172,12 @@ export class JobRunner {
       container,
       shell: async (lines) => {
         writeJobScript(this.dir, lines, workflow.runArgs);
-        if (!inContainer) return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d));
+        if (!inContainer && !runAs) return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d));
+        if (runAs) {
+          await handOver(this.dir, runAs);
+          // The pty's state beside the job folders (a folder the user cannot list), not in the job's own.
+          return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d), { runAs, stateDir: path.dirname(this.dir) });
+        }
         return container({ image: (workflow.spec as { image?: string }).image ?? isolation.image, entrypoint: containerScriptCommand(CONTAINER_JOB_DIR), cmd: [] });
       },
     };

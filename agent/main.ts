@@ -28,12 +28,15 @@ export function buildProgram(run: (options: AgentOptions) => Promise<void>): Com
     .showSuggestionAfterError(true)
     .configureOutput({ outputError: (str, write) => write(`dstack-agent: ${str}`) })
     .addOption(new Option('--url <url>', "the server's URL, http:// or https:// (DSTACK_AGENT_URL)"))
-    .addOption(new Option('--token <token>', "an agent token from 'dstack-app token create --owner OWNER --agent' (DSTACK_AGENT_TOKEN)"))
+    .addOption(new Option('--token <token>', "an agent token from 'dstack-app token create --owner OWNER --agent' (DSTACK_AGENT_TOKEN); any user here can read it in the process list: prefer --token-file"))
+    .addOption(new Option('--token-file <path>', 'a file holding the agent token (DSTACK_AGENT_TOKEN_FILE; under systemd, the credential dstack-agent-token of LoadCredential= is read)'))
     .addOption(new Option('--name <name>', "this agent's name among its owner's agents (DSTACK_AGENT_NAME; default: the host name)"))
     .addOption(new Option('--labels <labels>', 'labels that workflows can ask for in resources.labels, separated by commas (DSTACK_AGENT_LABELS)'))
     .addOption(new Option('--work-dir <dir>', 'where repository mirrors, job folders and unsent logs live (DSTACK_AGENT_WORK_DIR; default ~/.dstack-agent)'))
     .addOption(new Option('--isolation <mode>', 'host: bash and python jobs run on this machine; docker: every job in a container, for untrusted code (DSTACK_AGENT_ISOLATION; default host)'))
     .addOption(new Option('--image <image>', 'the image for bash and python jobs under docker isolation (DSTACK_AGENT_IMAGE; default python:3.11-slim)'))
+    .addOption(new Option('--run-as <user>', "host jobs run as this unprivileged user, who cannot read the agent's token, process or mirrors; the agent must run as root (DSTACK_AGENT_RUN_AS)"))
+    .addOption(new Option('--allow-untrusted-on-host', "host isolation runs a fork's pull request too (declined by default: serve such repositories with --isolation docker) (DSTACK_AGENT_ALLOW_UNTRUSTED_ON_HOST=1)"))
     .action(async (options: AgentOptions) => run(options));
   program.exitOverride();
   return program;
@@ -44,6 +47,9 @@ async function runAgent(options: AgentOptions): Promise<void> {
   const env = process.env;
   const { agentSettings } = await import('./agent-settings.js');
   const settings = agentSettings(options, env);
+  // Read: the token need not stay in the environment that jobs' and tools' processes inherit
+  // (/proc/PID/environ still shows the agent's first environment: --token-file keeps it out of that).
+  delete env.DSTACK_AGENT_TOKEN;
   const { RunnerAgent } = await import('./runner-agent.js');
   const painted = colors(env);
   const agent = new RunnerAgent({

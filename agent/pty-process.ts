@@ -1,6 +1,13 @@
 import { NodePtyProcess } from './pty/node-pty-process.js';
 import { ScriptPtyProcess, utilLinuxScript } from './pty/script-process.js';
 
+/** An unprivileged user a command runs as, switched to by the (root) agent (`dstack-agent --run-as`). */
+export interface RunAs {
+  user: string;
+  uid: number;
+  gid: number;
+}
+
 export interface PtyProcessOptions {
   file: string;
   args: string[];
@@ -12,6 +19,12 @@ export interface PtyProcessOptions {
   stateDir?: string;
   /** Under `script`: how much output may wait unread while paused before the command is stopped (default 512 MiB). */
   backlogLimitBytes?: number;
+  /**
+   * Run the command as this user (under `script` only; the caller must be root). `stateDir` must
+   * then be a folder that user cannot write: the pty's copy of the output and the command's pid are
+   * kept there, and read back by this (root) process.
+   */
+  runAs?: RunAs;
 }
 
 /** How the command ended: its exit code, or the signal that killed it. */
@@ -50,5 +63,7 @@ export function ptyBackend(): PtyBackend {
 }
 
 export function spawnPty(options: PtyProcessOptions, backend: PtyBackend = ptyBackend()): PtyProcess {
+  // The agent refuses --run-as without `script` and `setpriv` at its start (switchUserProblem).
+  if (options.runAs && backend !== 'script') throw new Error(`cannot run a job as ${options.runAs.user} without util-linux script and setpriv`);
   return backend === 'script' ? new ScriptPtyProcess(options) : new NodePtyProcess(options);
 }

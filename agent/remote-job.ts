@@ -8,6 +8,7 @@ import type { ArchiveRef, JobIO } from './job-io.js';
 import { JobHttp } from './job-http.js';
 import { JobRunner, type Isolation, type StopMode } from './job-runner.js';
 import type { LogChunk } from './log-streamer.js';
+import type { RunAs } from './pty-process.js';
 import { LogSpool } from './log-spool.js';
 
 type Offer = Extract<AppMessage, { type: 'offer' }>;
@@ -26,6 +27,8 @@ export interface RemoteJobContext {
   docker: () => Promise<Docker>;
   graceSeconds?: number;
   env?: NodeJS.ProcessEnv;
+  /** Host jobs run as this user (`--run-as`). */
+  runAs?: RunAs;
   /** The job is over for this agent: the server recorded its end, or it was dropped. */
   gone(job: RemoteJob): void;
   /** Its end, once, for the agent's output. */
@@ -88,6 +91,7 @@ export class RemoteJob {
         owner: this.ctx.owner,
         docker: this.ctx.docker,
         env: this.ctx.env,
+        runAs: this.ctx.runAs,
       },
     );
     this.runner = runner;

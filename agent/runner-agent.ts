@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -6,15 +7,21 @@ import { DstackError } from '../shared/errors.js';
 import type { JobStatus } from '../shared/job-status.js';
 import { PROTOCOL_VERSION, type AppMessage } from '../shared/protocol.js';
 import type { AgentSettings } from './agent-settings.js';
+import type { RunAs } from './pty-process.js';
 import { RepoMirrors } from './checkout/repo-mirrors.js';
 import { AgentConnection, type ConnectionState } from './connection.js';
 import { connectDocker } from './docker/engine.js';
 import { killLeftoverJobs } from './leftover-jobs.js';
+import { switchUserProblem } from './pty/script-process.js';
 import { RemoteJob } from './remote-job.js';
 import { detectResources, type DetectedResources } from './resources.js';
 
 /** Kept with the CLI's (cli/version.ts): agent and CLI ship together. */
 export const AGENT_VERSION = '0.1.0';
+
+/** Why a host agent declines a fork's pull request: the user sees it as the job's waiting reason. */
+export const UNTRUSTED_ON_HOST =
+  "it is a fork's pull request, and this agent runs jobs on its host as its own user (--isolation host), where they could read its token and other repositories: serve such repositories with an agent started with --isolation docker (or start this one with --allow-untrusted-on-host to trust every fork)";
 
 /** What the agent says, one line per event; `tone` lets a terminal colour it. */
 export type AgentEvent = { line: string; tone: 'info' | 'good' | 'bad' | 'warn' };
@@ -60,6 +67,8 @@ export class RunnerAgent {
 
   async start(): Promise<void> {
     const { settings } = this.options;
+    const problem = settings.runAs && switchUserProblem();
+    if (problem) throw new DstackError('DSTACK_ERR_USAGE', `--run-as ${settings.runAs!.user} cannot switch users here: ${problem}; install util-linux, or leave --run-as out`);
     this.claimWorkDir();
     this.resources = await detectResources(this.env);
     void this.removeLeftoverContainers();
@@ -118,6 +127,29 @@ export class RunnerAgent {
     if (killed.length > 0) this.options.print({ line: `killed what a previous agent's jobs left running: ${killed.join(', ')}`, tone: 'warn' });
     // Kept trees too: a tree a job had when its agent was killed may be anything.
     for (const leftover of ['jobs', 'spool', 'trees']) fs.rmSync(path.join(workDir, leftover), { recursive: true, force: true });
+    // Mirrors (other repositories' code), kept trees and unsent logs are the agent's alone.
+    for (const own of ['mirrors', 'spool', 'trees']) {
+      fs.mkdirSync(path.join(workDir, own), { recursive: true, mode: 0o700 });
+      fs.chmodSync(path.join(workDir, own), 0o700);
+    }
+    if (this.options.settings.runAs) this.openJobsTo(this.options.settings.runAs);
+  }
+
+  /**
+   * With --run-as, a job's user must reach its own folder, and nothing else here: the work folder
+   * and `jobs/` may be passed through, not listed (each job's folder is made the user's own).
+   */
+  private openJobsTo(runAs: RunAs): void {
+    const { workDir } = this.options.settings;
+    const jobs = path.join(workDir, 'jobs');
+    fs.mkdirSync(jobs, { mode: 0o711 });
+    fs.chmodSync(jobs, 0o711);
+    fs.chmodSync(workDir, 0o711);
+    try {
+      execFileSync('setpriv', ['--reuid', String(runAs.uid), '--regid', String(runAs.gid), '--init-groups', '--', 'test', '-x', jobs], { stdio: 'ignore' });
+    } catch {
+      throw new DstackError('DSTACK_ERR_CONFIG', `--run-as ${runAs.user}: ${runAs.user} cannot reach ${jobs} (a folder above it is closed to other users); give a --work-dir others may pass through, such as /var/lib/dstack-agent`);
+    }
   }
 
   /** Containers a killed agent of this work folder left behind (best effort: there may be no engine). */
@@ -206,6 +238,8 @@ export class RunnerAgent {
     };
     if (this.shuttingDown) return reject('the agent is shutting down');
     if (this.jobs.has(offer.jobId)) return reject('this agent holds that job already');
+    const { isolation, allowUntrustedOnHost } = this.options.settings;
+    if (offer.source.untrusted && isolation.mode === 'host' && !allowUntrustedOnHost) return reject(UNTRUSTED_ON_HOST);
     const gpus = this.resources!.gpus;
     const indices: number[] = [];
     for (const uuid of offer.gpus) {
@@ -222,6 +256,7 @@ export class RunnerAgent {
       docker: () => this.docker(),
       graceSeconds: this.options.graceSeconds,
       env: this.env,
+      runAs: this.options.settings.runAs,
       gone: (j) => {
         if (this.jobs.get(j.id) === j) this.jobs.delete(j.id);
       },

@@ -41,6 +41,8 @@ export interface RunSource {
   patch: string | null;
   /** The agent asks the server for a token to fetch the code with (a private repository of the GitHub App's). */
   credentials?: boolean;
+  /** A fork's pull request: code anyone may have written, which host-isolation agents decline (see the offer's `source.untrusted`). */
+  untrusted?: boolean;
 }
 
 export interface RunServiceEvents {

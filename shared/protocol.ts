@@ -16,8 +16,11 @@ import type { ResolvedWorkflow } from './workflow/types.js';
  * close its socket on such an offer, reconnect and be offered the job again; refusing its hello
  * tells its owner to upgrade it instead.
  * 3: log chunks are binary frames, no longer JSON `log` messages with base64 data.
+ * 4: offers may carry `source.untrusted` (a fork's pull request), which an agent with host
+ * isolation refuses. An agent of protocol 3 would close its socket on such an offer (as in 2), and
+ * could not refuse it: refusing its hello tells its owner to upgrade it.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /**
  * The largest frame either side accepts: a log chunk (64 KiB) or an offer, with room to spare. A
@@ -143,9 +146,11 @@ export const offerMessage = z.strictObject({
   /**
    * Where the code is: the commit to check out, and a patch to apply (fetched over HTTP). With
    * `credentials`, the agent gets a short-lived token from `GET /api/jobs/:id/git-credentials` just
-   * before fetching, and git sends it as a header; it is never written down.
+   * before fetching, and git sends it as a header; it is never written down. With `untrusted`, the
+   * code is a fork's pull request (anyone on GitHub may have written it): an agent running jobs on
+   * its own host, as its own user, declines it unless its owner allowed that.
    */
-  source: z.strictObject({ repoUrl: z.string(), commit: z.string(), patch: z.boolean(), credentials: z.boolean().optional() }),
+  source: z.strictObject({ repoUrl: z.string(), commit: z.string(), patch: z.boolean(), credentials: z.boolean().optional(), untrusted: z.boolean().optional() }),
   /** Base URL of the job's HTTP endpoints, and the short-lived token scoped to this job. */
   api: z.strictObject({ url: z.string(), token: z.string() }),
   /** Accept within this many milliseconds, or the job goes back to the queue. */

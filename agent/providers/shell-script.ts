@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { shellJoin, shellQuote } from '../../shared/shell-quote.js';
-import { spawnPty } from '../pty-process.js';
+import { spawnPty, type RunAs } from '../pty-process.js';
 import { resolveOnPath } from '../resolve-on-path.js';
 import type { RunningProvider } from './provider.js';
 
@@ -23,9 +23,13 @@ export function setRunArgs(runArgs: readonly string[]): string {
   return runArgs.length > 0 ? `set -- ${shellJoin(runArgs)}` : 'set --';
 }
 
-/** Runs the job's script in bash under a pty on this machine. */
-export function runHostScript(hostJobDir: string, cwd: string, env: Record<string, string>, onData: (d: Buffer) => void): RunningProvider {
-  const proc = spawnPty({ file: 'bash', args: ['--noprofile', '--norc', path.join(hostJobDir, 'job.sh')], cwd, env, onData, stateDir: hostJobDir });
+/**
+ * Runs the job's script in bash under a pty on this machine; with `runAs`, as that user, the pty's
+ * state kept in `stateDir` (a folder the user cannot write), not in the job's folder.
+ */
+export function runHostScript(hostJobDir: string, cwd: string, env: Record<string, string>, onData: (d: Buffer) => void, as?: { runAs: RunAs; stateDir: string }): RunningProvider {
+  const args = ['--noprofile', '--norc', path.join(hostJobDir, 'job.sh')];
+  const proc = spawnPty({ file: 'bash', args, cwd, env, onData, stateDir: as?.stateDir ?? hostJobDir, ...(as ? { runAs: as.runAs } : {}) });
   return {
     exited: proc.exited.then(({ exitCode, signal }) => (signal ? 128 + signal : exitCode)),
     signal: (sig) => proc.signal(sig),

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { shellJoin, shellQuote } from '../../shared/shell-quote.js';
-import type { PtyExit, PtyProcess, PtyProcessOptions } from '../pty-process.js';
+import type { PtyExit, PtyProcess, PtyProcessOptions, RunAs } from '../pty-process.js';
 import { resolveOnPath } from '../resolve-on-path.js';
 import { FileTail } from './file-tail.js';
 import { killGroup, signalGroup } from './kill-group.js';
@@ -52,6 +52,28 @@ function tools(): Tools | null {
   return found;
 }
 
+/**
+ * Why commands cannot be run as another user here (the caller being root), or undefined when they
+ * can: that needs util-linux `script` (the pty is made as root, then the command switches) and `setpriv`.
+ */
+export function switchUserProblem(): string | undefined {
+  const t = tools();
+  if (!t) return "util-linux 'script' 2.35 or later is not on PATH";
+  if (!t.setpriv) return "util-linux 'setpriv' 2.33 or later is not on PATH";
+  return undefined;
+}
+
+/**
+ * The command as the session's leader runs it: under `setpriv` to another user's ids and groups,
+ * so the shell that wrote the leader's pid (as root, where the job cannot change it) becomes the
+ * job, still the session's leader.
+ */
+function asUser(runAs: RunAs | undefined, command: string[]): string[] {
+  if (!runAs) return command;
+  // Found: the constructor checked.
+  return [tools()!.setpriv!, '--reuid', String(runAs.uid), '--regid', String(runAs.gid), '--init-groups', '--', ...command];
+}
+
 /** Reads `script --version`: util-linux 2.35 or later. */
 export function isUtilLinuxScript(versionText: string): boolean {
   const version = /util-linux (\d+)\.(\d+)/.exec(versionText);
@@ -79,6 +101,8 @@ export class ScriptPtyProcess implements PtyProcess {
   private readonly backlogLimit: number;
 
   constructor(options: PtyProcessOptions) {
+    // The agent checked this at its start (switchUserProblem).
+    if (options.runAs && !tools()?.setpriv) throw new Error(`cannot run a job as ${options.runAs.user}: util-linux 'setpriv' is not on PATH`);
     this.dir = fs.mkdtempSync(path.join(options.stateDir ?? os.tmpdir(), 'dstack-pty-'));
     const out = path.join(this.dir, 'out');
     const fd = fs.openSync(out, 'w', 0o600);
@@ -90,7 +114,7 @@ export class ScriptPtyProcess implements PtyProcess {
       `echo $$ > ${shellQuote(this.pidFile)}`,
       `${shellQuote(t.stty)} cols ${TERMINAL.cols} rows ${TERMINAL.rows} 2>/dev/null`,
       shell === undefined ? 'unset SHELL' : `SHELL=${shellQuote(shell)}`,
-      `exec ${shellJoin([options.file, ...options.args])}`,
+      `exec ${shellJoin(asUser(options.runAs, [options.file, ...options.args]))}`,
     ].join('; ');
     try {
       const scriptArgs = ['-qfec', command, '/dev/null'];

@@ -48,6 +48,8 @@ export async function handleCheckRunEvent(checks: CheckRuns, context: Context<'c
         branch: origin.branch,
         issueNumber: origin.issueNumber,
         sender: user,
+        // The same code as the run it repeats: a fork's pull request stays one.
+        untrusted: app.service.sourceOf(view.run)?.untrusted === true,
       });
       app.server.log(`check run ${payload.check_run.id}: ${user} re-ran ${job.workflow} of ${runName} as ${started.run.name}`);
     } else if (what === ACTION_STOP) {

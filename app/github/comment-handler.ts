@@ -97,10 +97,12 @@ async function run(app: GithubApp, context: Context<'issue_comment'>, command: E
   const repo = { owner: repository.owner, repo: repository.name };
   let sha: string;
   let branch: string;
+  let untrusted = false;
   if (payload.issue.pull_request) {
     const { data: pull } = await octokit.rest.pulls.get({ ...repo, pull_number: payload.issue.number });
     sha = pull.head.sha;
     branch = pull.head.ref;
+    untrusted = fromFork(pull);
   } else {
     const { data } = await octokit.rest.repos.get(repo);
     branch = data.default_branch;
@@ -116,7 +118,16 @@ async function run(app: GithubApp, context: Context<'issue_comment'>, command: E
     branch,
     issueNumber: payload.issue.number,
     sender: user,
+    untrusted,
   });
+}
+
+/**
+ * Whether a pull request's head is another repository's (a fork's, or one deleted since: GitHub
+ * then gives no head repository): its code is anyone's, whoever with write access asked to run it.
+ */
+function fromFork(pull: { head: { repo: { id: number } | null }; base: { repo: { id: number } } }): boolean {
+  return pull.head.repo?.id !== pull.base.repo.id;
 }
 
 /** `/dstack stop [RUN]`: RUN (a run of this repository), or every run this pull request or issue started that still goes. */

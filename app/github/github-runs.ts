@@ -32,6 +32,11 @@ export interface GithubRunRequest {
   branch: string | null;
   issueNumber: number | null;
   sender: string;
+  /**
+   * The code is a fork's pull request: anyone on GitHub may have written it, whoever asked for the
+   * run. Agents with host isolation decline it (it would run as their own user, beside their token).
+   */
+  untrusted: boolean;
 }
 
 /**
@@ -111,7 +116,7 @@ export class GithubRuns {
         plan,
         executor: null,
         owner,
-        source: { repoUrl: repository.cloneUrl, commit: request.sha, patch: null, credentials: true },
+        source: { repoUrl: repository.cloneUrl, commit: request.sha, patch: null, credentials: true, ...(request.untrusted ? { untrusted: true } : {}) },
       });
     } catch (err) {
       this.store.deleteOrigin(runName);

@@ -44,6 +44,8 @@ export async function handlePush(app: GithubApp, context: Context<'push'>): Prom
           branch,
           issueNumber: null,
           sender,
+          // Only people who may write to the repository push to it.
+          untrusted: false,
           });
         } catch (err) {
           app.server.log(`push to ${owner}/${repository.name} ${branch} (${sha.slice(0, 7)}) could not run ${workflow}: ${errorText(err)}`);

@@ -62,7 +62,8 @@ export class RemoteAgent implements Agent {
   instance: string | undefined;
   private socket: WebSocket | undefined;
   private readonly jobs = new Map<string, TrackedJob>();
-  private readonly declinedJobs = new Set<string>();
+  /** Jobs it declined since it connected, with its reason (the waiting reason says it). */
+  private readonly declinedJobs = new Map<string, string>();
   /**
    * Jobs offered to this agent, the latest OFFERS_KEPT of them: an accept or reject of one that
    * was taken back is a race, of any other job abuse of the protocol.
@@ -92,8 +93,8 @@ export class RemoteAgent implements Agent {
     return this.jobs.size;
   }
 
-  declined(jobId: string): boolean {
-    return this.declinedJobs.has(jobId);
+  declined(jobId: string): string | undefined {
+    return this.declinedJobs.get(jobId);
   }
 
   /**
@@ -205,12 +206,18 @@ export class RemoteAgent implements Agent {
       workflow,
       gpus: gpus.map((g) => g.uuid),
       secrets,
-      source: { repoUrl: source.repoUrl, commit: source.commit, patch: source.patch !== null, ...(source.credentials ? { credentials: true } : {}) },
+      source: {
+        repoUrl: source.repoUrl,
+        commit: source.commit,
+        patch: source.patch !== null,
+        ...(source.credentials ? { credentials: true } : {}),
+        ...(source.untrusted ? { untrusted: true } : {}),
+      },
       api: { url: this.apiBase, token: jobTokens.issue(job.id, this.id) },
       acceptWithinMs: this.ctx.acceptWithinMs,
       firstLogSeq: service.lastLogSeq(job.id) + 1,
     });
-    if (!sent) this.declinedJobs.add(job.id);
+    if (!sent) this.declinedJobs.set(job.id, 'it is not connected');
     tracked.offerTimer = setTimeout(() => this.withdraw(job.id, `not accepted within ${this.ctx.acceptWithinMs} ms`), sent ? this.ctx.acceptWithinMs : 0);
     return { done: this.doneOf(tracked), stop: (mode) => this.stopJob(job.id, mode) };
   }
@@ -242,7 +249,7 @@ export class RemoteAgent implements Agent {
         if (!tracked || tracked.accepted) return;
         // Bounded (it is cleared on each reconnect too): a declined job that ran elsewhere long ago is no matter.
         if (this.declinedJobs.size >= 10_000) this.declinedJobs.clear();
-        this.declinedJobs.add(message.jobId);
+        this.declinedJobs.set(message.jobId, message.reason || 'no reason given');
         this.withdraw(message.jobId, `declined: ${message.reason}`);
         return;
       case 'status':

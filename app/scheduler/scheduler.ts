@@ -24,8 +24,8 @@ export interface Agent {
   labels?: readonly string[];
   resources: MachineResources;
   start(job: JobRow, gpus: Gpu[]): StartedJob;
-  /** Whether it declined this job before (it is then offered elsewhere). */
-  declined?(jobId: string): boolean;
+  /** Why it declined this job before, if it did (it is then offered elsewhere, and the waiting reason says why). */
+  declined?(jobId: string): string | undefined;
 }
 
 /** Whether an agent may take a run's job at all: the run's owner's, with every label asked for. */
@@ -186,7 +186,9 @@ export class Scheduler {
       const unmet = unmetResources(need, serving[0]!.resources);
       return this.waiting(job, unmet ? `waiting: ${unmet}` : waitingReason(need, shortfalls, job.run_name));
     }
-    this.waiting(job, waitingForAgents(need, owner, [...this.agents.values()], shortfalls));
+    const agents = [...this.agents.values()];
+    const declined = new Map(agents.flatMap((a) => (a.declined?.(job.id) ? [[a.id, a.declined(job.id)!] as const] : [])));
+    this.waiting(job, waitingForAgents(need, owner, agents, shortfalls, declined));
   }
 
   private waiting(job: JobRow, reason: string): void {

@@ -47,9 +47,10 @@ export function describeNeed(need: Resources): string {
 
 /**
  * Why a job waits when several agents (or none) could take it, naming each agent:
- * `waiting: needs 2× A100 (80 GB); agents: gpu-box-1 1× A100 busy, cpu-1 0 GPUs`.
+ * `waiting: needs 2× A100 (80 GB); agents: gpu-box-1 1× A100 busy, cpu-1 0 GPUs`. An agent that
+ * declined the job is named with its reason (`declined it (…)`), by agent id in `declined`.
  */
-export function waitingForAgents(need: Resources, owner: string | null, agents: readonly AgentView[], shortfalls: readonly Shortfall[]): string {
+export function waitingForAgents(need: Resources, owner: string | null, agents: readonly AgentView[], shortfalls: readonly Shortfall[], declined: ReadonlyMap<string, string> = new Map()): string {
   const head = `waiting: needs ${describeNeed(need)}${owner ? ` (an agent of ${owner})` : ''}`;
   // Other owners' agents are theirs to know of: they are neither counted nor named.
   const own = agents.filter((a) => a.owner === undefined || a.owner === owner);
@@ -57,6 +58,8 @@ export function waitingForAgents(need: Resources, owner: string | null, agents: 
   const busy = new Map(shortfalls.map((s) => [s.agent, s.claim]));
   const described = own.map((a) => {
     const name = a.name ?? a.id;
+    const refusal = declined.get(a.id);
+    if (refusal) return `${name} declined it (${refusal})`;
     const missing = (need.labels ?? []).filter((l) => a.labels !== undefined && !a.labels.includes(l));
     if (missing.length > 0) return `${name} no label ${missing.join(', ')}`;
     const claim = busy.get(name);

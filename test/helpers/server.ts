@@ -78,7 +78,8 @@ export async function startServer(dataDir: string, env: NodeJS.ProcessEnv = {}, 
 
 export interface AgentOptions {
   url: string;
-  token: string;
+  /** The token itself (on the command line), or `{ file }`: `--token-file FILE`. */
+  token: string | { file: string };
   name: string;
   workDir: string;
   labels?: string[];
@@ -92,7 +93,8 @@ export interface AgentOptions {
 
 /** Starts `dstack-agent`; resolves once it says it is connected. */
 export async function startAgent(options: AgentOptions): Promise<Proc> {
-  const args = [AGENT, '--url', options.url, '--token', options.token, '--name', options.name, '--work-dir', options.workDir];
+  const token = typeof options.token === 'string' ? ['--token', options.token] : ['--token-file', options.token.file];
+  const args = [AGENT, '--url', options.url, ...token, '--name', options.name, '--work-dir', options.workDir];
   if (options.labels?.length) args.push('--labels', options.labels.join(','));
   args.push(...(options.args ?? []));
   const env: NodeJS.ProcessEnv = { PATH: `${FIXTURE_BIN}:${process.env.PATH}`, ...options.env };

@@ -174,7 +174,7 @@ describe('dstack-agent', () => {
   it('gives one-line errors for bad options and variables, and exits 1', async () => {
     const cases: [string[], NodeJS.ProcessEnv, string][] = [
       [[], {}, "dstack-agent: error: --url (or DSTACK_AGENT_URL) is required: the server's URL, e.g. https://dstack.example.com\n"],
-      [['--url', 'http://x'], {}, "dstack-agent: error: --token (or DSTACK_AGENT_TOKEN) is required: an agent token, from 'dstack-app token create --owner OWNER --agent'\n"],
+      [['--url', 'http://x'], {}, "dstack-agent: error: --token-file (or --token, DSTACK_AGENT_TOKEN_FILE, DSTACK_AGENT_TOKEN, the systemd credential dstack-agent-token) is required: an agent token, from 'dstack-app token create --owner OWNER --agent'\n"],
       [['--url', 'ftp://x', '--token', 't'], {}, "dstack-agent: error: --url must be an http:// or https:// URL, got 'ftp://x'; fix it\n"],
       [['--token', 't'], { DSTACK_AGENT_URL: 'nope' }, "dstack-agent: error: DSTACK_AGENT_URL must be an http:// or https:// URL, got 'nope'; fix or unset it\n"],
       [['--url', 'http://x', '--token', 't', '--labels', 'a100,bad label'], {}, "dstack-agent: error: --labels must be labels separated by commas, each letters, digits, `_`, `.` and `-`, got 'a100,bad label'; fix it\n"],

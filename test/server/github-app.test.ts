@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
 import { startGithubSim, type GithubSim } from '../github-sim/start-github-sim.js';
 import { userApi } from '../helpers/api.js';
 import { cli, FIXTURE_BIN, tempDir, waitFor, writeFiles } from '../helpers/cli.js';
+import { UNTRUSTED_ON_HOST } from '../../agent/runner-agent.js';
 import { createToken, startAgent, startServer, type ServerProc } from '../helpers/server.js';
 
 const GIT_IDENTITY = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' };
@@ -78,7 +79,7 @@ afterEach(async () => {
 });
 
 /** The fake GitHub with octo/models installed, a real dstack-app configured for it, and (unless `agent: false`) a real agent of octo. */
-async function world(files: Record<string, string>, options: { agent?: boolean; agentPath?: string } = {}): Promise<World> {
+async function world(files: Record<string, string>, options: { agent?: boolean; agentPath?: string; agentArgs?: string[] } = {}): Promise<World> {
   const sim = await startGithubSim();
   sims.push(sim);
   const tree = workTree(files);
@@ -95,7 +96,7 @@ async function world(files: Record<string, string>, options: { agent?: boolean; 
   if (options.agent !== false) {
     const agentToken = await createToken(dataDir, OWNER, 'agent');
     const env = options.agentPath ? { PATH: `${options.agentPath}:${FIXTURE_BIN}:${process.env.PATH}` } : {};
-    agentOutput = (await startAgent({ url: server.url, token: agentToken.token, name: 'gpu-box', workDir: tempDir('dstack-gh-agent-'), env })).output;
+    agentOutput = (await startAgent({ url: server.url, token: agentToken.token, name: 'gpu-box', workDir: tempDir('dstack-gh-agent-'), env, args: options.agentArgs })).output;
   }
   return { sim, server, api: userApi(server.url, token), dataDir, tree, cloneUrl: repo.clone_url, installationId: installation.id, userToken: token, agentOutput };
 }
@@ -117,6 +118,19 @@ async function pullRequest(w: World, branch: string, files: Record<string, strin
   const pr = await w.sim.createPull({ owner: OWNER, repo: REPO, head: branch, title: `from ${branch}` });
   expect(pr.head_sha).toBe(sha);
   return { number: pr.number, sha };
+}
+
+/** A pull request to octo/models from stranger's fork, whose head changes marker.txt. */
+async function forkPull(w: World): Promise<{ pr: { number: number }; sha: string }> {
+  const fork = workTree(FILES);
+  fork.git('fetch', '--quiet', w.tree.dir, 'main');
+  fork.git('reset', '--quiet', '--hard', 'FETCH_HEAD');
+  fork.git('checkout', '--quiet', '-b', 'contrib');
+  const sha = fork.commit({ 'marker.txt': 'the-fork\n' }, 'from a fork');
+  await w.sim.createRepo({ owner: 'stranger', name: REPO, path: fork.dir, forkOf: `${OWNER}/${REPO}` });
+  const pr = await w.sim.createPull({ owner: OWNER, repo: REPO, head: 'stranger:contrib', title: 'fork' });
+  expect(pr.head_sha).toBe(sha);
+  return { pr, sha };
 }
 
 /** The run comment of `run`, once its body says `status`. */
@@ -342,15 +356,9 @@ describe('the GitHub App', () => {
 
   it('runs a fork pull request because a writer asked, at the fork head, with the token fetched by the agent and shown nowhere', async () => {
     const git = recordingGit();
-    const w = await world(FILES, { agentPath: git.bin });
-    const fork = workTree(FILES);
-    fork.git('fetch', '--quiet', w.tree.dir, 'main');
-    fork.git('reset', '--quiet', '--hard', 'FETCH_HEAD');
-    fork.git('checkout', '--quiet', '-b', 'contrib');
-    const sha = fork.commit({ 'marker.txt': 'the-fork\n' }, 'from a fork');
-    await w.sim.createRepo({ owner: 'stranger', name: REPO, path: fork.dir, forkOf: `${OWNER}/${REPO}` });
-    const pr = await w.sim.createPull({ owner: OWNER, repo: REPO, head: 'stranger:contrib', title: 'fork' });
-    expect(pr.head_sha).toBe(sha);
+    // Its owner trusts every fork's code on this host agent (else it declines, as the next test shows).
+    const w = await world(FILES, { agentPath: git.bin, agentArgs: ['--allow-untrusted-on-host'] });
+    const { pr, sha } = await forkPull(w);
     // The fork's author may not run it.
     await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'stranger', body: '/dstack run hello' });
     await waitFor(() => botComments(w).length === 1);
@@ -380,6 +388,20 @@ describe('the GitHub App', () => {
       expect(w.agentOutput()).not.toContain(token);
       for (const file of filesUnder(w.dataDir)) expect(fs.readFileSync(file).includes(token), file).toBe(false);
     }
+  });
+
+  it('declines a fork pull request on a host agent, and the run comment says to serve it with --isolation docker', async () => {
+    const w = await world(FILES);
+    const { pr } = await forkPull(w);
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'maintainer', permission: 'maintain', body: '/dstack run hello' });
+    const [run] = await until(async () => {
+      const list = await runs(w);
+      return list.length === 1 && list;
+    });
+    const hint = 'serve such repositories with an agent started with --isolation docker';
+    await until(() => botComments(w).find((c) => c.body.includes(`<!-- dstack-run ${run!.run.name} -->`) && c.body.includes(hint)), 'the run comment to give the hint');
+    expect((await runs(w))[0]!.jobs[0]).toMatchObject({ status: 'submitted', reason: `waiting: needs an agent (an agent of ${OWNER}); agents: gpu-box declined it (${UNTRUSTED_ON_HOST})` });
+    expect(w.agentOutput()).toContain(`job ${run!.jobs[0]!.id}: declined (${UNTRUSTED_ON_HOST})`);
   });
 
   it('stops the runs of an issue with /dstack stop, and tags a finished one with /dstack tag', async () => {
