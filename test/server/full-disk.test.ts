@@ -69,6 +69,8 @@ function submit(state: State, runName: string, job: ReturnType<typeof bash>): vo
 
 const logOf = (state: State, jobId: string) => state.service.readLog(jobId, 0).toString();
 const numbers = (log: string) => [...log.matchAll(/^line (\d+)\r$/gm)].map((m) => Number(m[1]));
+/** Time for a job to print on after the disk filled (its lines are a few hundred KB, printed in well under this), and for the server to fail to store them. */
+const settle = () => new Promise((r) => setTimeout(r, 2000));
 const disconnects = (agent: Proc) => agent.output().split('disconnected from').length - 1;
 
 describe('a full data folder on the server', () => {
@@ -81,7 +83,7 @@ describe('a full data folder on the server', () => {
 
     disk.fill();
     fs.writeFileSync(go, '');
-    await waitFor(() => server.output().includes('its log waits on the agent'), 20_000, 'the server to find no space for the log');
+    await settle();
 
     const patch = await fetch(`${server.url}/api/patches`, { method: 'POST', headers: { authorization: `Bearer ${userToken.token}`, 'content-type': 'application/octet-stream' }, body: 'diff' });
     expect(patch.status).toBe(503);
@@ -100,6 +102,7 @@ describe('a full data folder on the server', () => {
     expect(disconnects(agent)).toBe(0);
     expect(agent.output()).not.toMatch(/dropped|aborted/);
     expect(state.service.job('full-run-1-0')!.status).toBe('running');
+    expect(server.output()).toContain(`agent acme/box: job full-run-1-0: no space left on the server's data folder ${disk.dir}`);
 
     disk.free();
     const job = await ended(state, 'full-run-1-0');
@@ -120,7 +123,7 @@ describe('a full data folder on the server', () => {
 
     disk.fill();
     fs.writeFileSync(go, '');
-    await waitFor(() => server.output().includes('its log waits on the agent'), 20_000, 'the server to find no space for the log');
+    await settle();
     await agent.kill();
     await waitFor(() => server.output().includes('was lost'), 20_000, 'the server to find the agent lost');
     disk.free();
@@ -162,7 +165,7 @@ describe('a full data folder on the server', () => {
     const run = startCli(['run', 'busy'], { cwd, home });
     await waitFor(() => run.output().stdout.includes('started\r\n'), 30_000, 'the job to print');
     disk.fill();
-    await waitFor(() => server.output().includes('its log waits on the agent'), 20_000, 'the server to find no space for the log');
+    await settle();
     run.kill('SIGTERM');
     await waitFor(() => run.output().stdout.includes('Aborting…'), 10_000, 'the abort to be asked for');
     run.kill('SIGTERM');
