@@ -48,22 +48,24 @@ export class StorageHealth {
     this.listeners.push(listener);
   }
 
-  /** Writes a probe file: true when there is room (telling the listeners if there was none before). */
-  check(): boolean {
+  /**
+   * Writes a probe file: undefined when there is room (telling the listeners if there was none
+   * before), else the error that says why not (no space, or another: a folder gone read-only).
+   */
+  check(): DstackError | Error | undefined {
     const probe = path.join(this.dataDir, '.space-probe');
     try {
       fs.writeFileSync(probe, Buffer.alloc(PROBE_BYTES));
+      fs.rmSync(probe);
     } catch (err) {
-      if (!isNoSpace(err)) throw err;
-      this.full = true;
-      return false;
-    } finally {
       fs.rmSync(probe, { force: true });
+      if (this.failed(err)) return this.error();
+      return new Error(`the server's data folder ${this.dataDir} cannot be written: ${err instanceof Error ? err.message : String(err)}`);
     }
     if (this.full) {
       this.full = false;
       for (const listener of this.listeners) listener();
     }
-    return true;
+    return undefined;
   }
 }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { AGENT_SOCKET_PATH } from '../../agent/connection.js';
+import { DstackError } from '../../shared/errors.js';
 import { JOB_STATUSES } from '../../shared/job-status.js';
 import { JobTokens } from '../auth/job-tokens.js';
 import { Sealer } from '../auth/sealed.js';
@@ -128,12 +129,13 @@ export function createServer(options: ServerOptions): DstackServer {
   // Load balancers look at the status: 503 while the data folder is full (what the server holds
   // can still be read, but nothing new stored), with the reason in the body.
   app.get('/healthz', (_req, res) => {
-    if (storage.check()) {
+    const problem = storage.check();
+    if (!problem) {
       res.json({ ok: true });
       return;
     }
-    const err = storage.error();
-    res.status(503).json({ ok: false, degraded: 'no_space', error: err.message, code: err.code });
+    const noSpace = problem instanceof DstackError;
+    res.status(503).json({ ok: false, degraded: noSpace ? 'no_space' : 'not_writable', error: problem.message, ...(noSpace ? { code: problem.code } : {}) });
   });
   app.get('/metrics', (_req, res) => {
     res.type('text/plain; version=0.0.4').send(metrics.registry.text());

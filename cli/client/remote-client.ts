@@ -249,7 +249,7 @@ export class RemoteClient implements DstackClient {
     if (opts.type) headers['content-type'] = opts.type;
     let res: IncomingMessage;
     try {
-      res = await httpCall(new URL(`${this.url}${path}`), method, headers, opts.body);
+      res = await httpCall(new URL(`${this.url}${path}`), method, headers, opts.body, undefined, this.closing.signal);
     } catch (err) {
       throw this.unreachable(err);
     }
@@ -297,9 +297,13 @@ export class RemoteClient implements DstackClient {
     return sourcePatch(root);
   }
 
+  /** Cuts the requests still in flight (a stop the server never answered): they must not keep the command from exiting. */
   close(): void {
     this.dropPrepared();
+    this.closing.abort();
   }
+
+  private readonly closing = new AbortController();
 
   /** Discards code read for a submit that never came (the run was refused before it was sent). */
   private dropPrepared(): void {

@@ -74,6 +74,8 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
       const abort = mode === 'abort' || interrupts > 1;
       printer.line(color('yellow', abort ? 'Aborting…' : 'Stopping… (press Ctrl+C again to abort)'));
       client.stop(runName, abort ? 'abort' : 'stop').catch((err: unknown) => {
+        // Cut by the exit after the second signal: said already.
+        if (giveUp.signal.aborted) return;
         printer.line(color('red', `could not ${abort ? 'abort' : 'stop'} ${runName}: ${err instanceof Error ? err.message : String(err)}`));
       });
       // The second signal ends this process, whatever the server does (it may answer errors, or nothing).

@@ -147,31 +147,62 @@ describe('a full data folder on the server', () => {
   it('ends dstack run at the second SIGTERM, while the server can store nothing and the run cannot end', async () => {
     const { disk, agentToken, userToken, server } = await serverOnSmallDisk();
     await startAgent({ url: server.url, token: agentToken.token, name: 'box', workDir: tempDir() });
-    const home = tempDir('dstack-home-');
-    expect((await cli(['config', '--url', server.url, '--token', userToken.token], { cwd: home, home })).stderr).toBe('');
-    const remote = tempDir('dstack-bare-');
-    const cwd = tempDir('dstack-repo-');
-    const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' };
-    const git = (...args: string[]) => execFileSync('git', args, { cwd, env: gitEnv });
-    execFileSync('git', ['init', '--bare', '--quiet', '-b', 'main', remote]);
-    git('init', '--quiet', '-b', 'main');
-    // It prints on: once the disk is full its log waits, and so does its end, however it is stopped.
-    writeFiles(cwd, { '.dstack/workflows.yaml': 'workflows:\n  - name: busy\n    provider: bash\n    commands:\n      - echo started\n      - for i in $(seq 1 600); do seq 1 1000; sleep 0.1; done\n' });
-    git('add', '-A');
-    git('commit', '--quiet', '-m', 'first');
-    git('remote', 'add', 'origin', remote);
-    git('push', '--quiet', '-u', 'origin', 'main');
-
+    const { cwd, home } = await userRepo(server.url, userToken.token);
     const run = startCli(['run', 'busy'], { cwd, home });
     await waitFor(() => run.output().stdout.includes('started\r\n'), 30_000, 'the job to print');
     disk.fill();
     await settle();
-    run.kill('SIGTERM');
-    await waitFor(() => run.output().stdout.includes('Aborting…'), 10_000, 'the abort to be asked for');
-    run.kill('SIGTERM');
-    const exited = await Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(r, 15_000))]);
+    const exited = await twoSignals(run, 'SIGTERM');
     disk.free();
     expect(exited?.code).toBe(1);
-    expect(exited!.stdout).toMatch(/did not end within 5 s of the abort; not waiting for it \('dstack ps \S+' shows how it ends\)\n$/);
+    expect(exited!.stdout).toMatch(/Aborting…\n[^]*Aborting…\n[^]*did not end within 5 s of the abort; not waiting for it \('dstack ps \S+' shows how it ends\)\n$/);
   });
 });
+
+describe('dstack run against a server that hangs', () => {
+  it('ends at the second Ctrl+C, though neither the stop nor the abort is answered', async () => {
+    const disk = tempDir();
+    const agentToken = await createToken(disk, 'acme', 'agent');
+    const userToken = await createToken(disk, 'acme', 'user');
+    const server = await startServer(disk);
+    await startAgent({ url: server.url, token: agentToken.token, name: 'box', workDir: tempDir() });
+    const { cwd, home } = await userRepo(server.url, userToken.token);
+    const run = startCli(['run', 'busy'], { cwd, home });
+    await waitFor(() => run.output().stdout.includes('started\r\n'), 30_000, 'the job to print');
+    server.child.kill('SIGSTOP');
+    try {
+      const exited = await twoSignals(run, 'SIGINT');
+      expect(exited?.code).toBe(1);
+      expect(exited!.stdout).toMatch(/Stopping… \(press Ctrl\+C again to abort\)\n[^]*Aborting…\n[^]*did not end within 5 s of the abort; not waiting for it/);
+    } finally {
+      server.child.kill('SIGCONT');
+    }
+  });
+});
+
+/** A DSTACK_HOME configured for the server, and a pushed repository whose workflow `busy` prints on for a minute. */
+async function userRepo(url: string, token: string): Promise<{ cwd: string; home: string }> {
+  const home = tempDir('dstack-home-');
+  expect((await cli(['config', '--url', url, '--token', token], { cwd: home, home })).stderr).toBe('');
+  const remote = tempDir('dstack-bare-');
+  const cwd = tempDir('dstack-repo-');
+  const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' };
+  const git = (...args: string[]) => execFileSync('git', args, { cwd, env: gitEnv });
+  execFileSync('git', ['init', '--bare', '--quiet', '-b', 'main', remote]);
+  git('init', '--quiet', '-b', 'main');
+  // It prints on: once the disk is full its log waits, and so does its end, however it is stopped.
+  writeFiles(cwd, { '.dstack/workflows.yaml': 'workflows:\n  - name: busy\n    provider: bash\n    commands:\n      - echo started\n      - for i in $(seq 1 600); do seq 1 1000; sleep 0.1; done\n' });
+  git('add', '-A');
+  git('commit', '--quiet', '-m', 'first');
+  git('remote', 'add', 'origin', remote);
+  git('push', '--quiet', '-u', 'origin', 'main');
+  return { cwd, home };
+}
+
+/** Sends `signal` twice (the second once the first was taken); how `dstack run` exited, or undefined if it is still up 15 s later. */
+async function twoSignals(run: ReturnType<typeof startCli>, signal: NodeJS.Signals) {
+  run.kill(signal);
+  await waitFor(() => /Stopping…|Aborting…/.test(run.output().stdout), 10_000, 'the first signal to be taken');
+  run.kill(signal);
+  return Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000))]);
+}
