@@ -152,7 +152,7 @@ export function createServer(options: ServerOptions): DstackServer {
     next();
   };
   const gitCredentials = new GitCredentials();
-  app.use(jobRoutes(state.service, jobTokens, gitCredentials));
+  app.use(jobRoutes(state.service, jobTokens, gitCredentials, storage));
   const context: ServerContext = { state, scheduler, tokens, jobTokens, sealer, hub, gitCredentials, metrics, storage, requireToken, log };
   const users = userRoutes(context);
   app.use(users.router);
