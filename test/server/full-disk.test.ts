@@ -112,6 +112,8 @@ describe('a full data folder on the server', () => {
     expect(disconnects(agent)).toBe(1);
     expect(agent.output()).toContain('the server has room again: send again from the last ack');
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    const again = await fetch(`${server.url}/api/patches`, { method: 'POST', headers: { authorization: `Bearer ${userToken.token}`, 'content-type': 'application/octet-stream' }, body: 'diff' });
+    expect(again.status).toBe(201);
   });
 
   it('ends a job whose log could not be kept (its agent was lost while the server waited for space) with the no-space reason, and dstack logs says the log is incomplete', async () => {
