@@ -409,7 +409,7 @@ export class RemoteAgent implements Agent {
 
   private endJob(jobId: string, status: JobStatus, reason: string, logIncomplete = false): void {
     const { service } = this.ctx;
-    if (!isFinal(service.job(jobId)!.status)) service.setJobStatus(jobId, status, { reason, ...(logIncomplete ? { log_incomplete: true } : {}) });
+    if (!isFinal(service.job(jobId)!.status)) service.setJobStatus(jobId, status, { reason, log_incomplete: logIncomplete });
     this.settle(jobId, status);
   }
 
