@@ -8,6 +8,8 @@ interface Writer {
   index: number;
   lastSeq: number;
   size: number;
+  /** Bytes of whole records in the index. */
+  indexSize: number;
 }
 
 /**
@@ -31,12 +33,20 @@ export class LogStore {
     const w = this.writer(jobId);
     if (seq <= w.lastSeq) return false;
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    fs.writeSync(w.log, bytes);
-    w.size += bytes.length;
     const record = Buffer.alloc(RECORD);
     record.writeDoubleLE(seq, 0);
-    record.writeDoubleLE(w.size, 8);
-    fs.writeSync(w.index, record);
+    record.writeDoubleLE(w.size + bytes.length, 8);
+    try {
+      writeAll(w.log, bytes);
+      writeAll(w.index, record);
+    } catch (err) {
+      // A full disk takes part of a chunk: cut it off, so the chunk can be stored whole when it comes again.
+      fs.ftruncateSync(w.log, w.size);
+      fs.ftruncateSync(w.index, w.indexSize);
+      throw err;
+    }
+    w.size += bytes.length;
+    w.indexSize += RECORD;
     w.lastSeq = seq;
     return true;
   }
@@ -127,8 +137,13 @@ export class LogStore {
     // A crash between the two writes leaves log bytes the index does not know; cut them off.
     if (fs.fstatSync(log).size !== size) fs.ftruncateSync(log, size);
     if (whole !== indexSize) fs.ftruncateSync(index, whole);
-    w = { log, index, lastSeq, size };
+    w = { log, index, lastSeq, size, indexSize: whole };
     this.writers.set(jobId, w);
     return w;
   }
+}
+
+/** Writes all of `bytes` (a write to a filling disk may take only part of them, and then fail). */
+function writeAll(fd: number, bytes: Buffer): void {
+  for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
 }

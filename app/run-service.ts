@@ -8,7 +8,7 @@ import type { MachineResources } from '../shared/resources.js';
 import type { Resources, ResolvedWorkflow } from '../shared/workflow/types.js';
 import { ArchiveStore, digest } from './archive-store.js';
 import { LogStore } from './log-store.js';
-import { jobSpec, type ArtifactRow, type CacheRow, type Claim, type JobRow, type RunCursor, type RunPageQuery, type RunRow, type Store, type TagRow } from './store/store.js';
+import { jobSpec, type ArtifactRow, type CacheRow, type Claim, type JobRow, type JobStatusFields, type RunCursor, type RunPageQuery, type RunRow, type Store, type TagRow } from './store/store.js';
 
 export interface RunView {
   run: RunRow;
@@ -140,7 +140,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     return view;
   }
 
-  setJobStatus(jobId: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null } = {}): void {
+  setJobStatus(jobId: string, status: JobStatus, fields: JobStatusFields = {}): void {
     this.store.setJobStatus(jobId, status, fields);
     const job = this.store.getJob(jobId)!;
     if (isFinal(status)) {

@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'DSTACK_ERR_DOCKER'
   | 'DSTACK_ERR_CONFIG'
   | 'DSTACK_ERR_STORE_DAMAGED'
+  | 'DSTACK_ERR_NO_SPACE'
+  | 'DSTACK_ERR_LOG_INCOMPLETE'
   | 'DSTACK_ERR_USAGE';
 
 export class DstackError extends Error {

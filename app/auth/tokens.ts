@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { DstackError } from '../../shared/errors.js';
 import type { Store, TokenRow } from '../store/store.js';
+import { isNoSpace } from '../storage-health.js';
 
 export type TokenKind = 'agent' | 'user';
 
@@ -39,7 +40,14 @@ export class Tokens {
     if (!row || row.revoked_at !== null) return undefined;
     // Last use to the minute: a write per request would make every API call a database write.
     const now = Date.now();
-    if (row.last_used_at === null || now - row.last_used_at >= 60_000) this.store.touchToken(row.id, now);
+    if (row.last_used_at === null || now - row.last_used_at >= 60_000) {
+      try {
+        this.store.touchToken(row.id, now);
+      } catch (err) {
+        // A full data folder: the last use is a hint, and must not refuse the request (reads still work).
+        if (!isNoSpace(err)) throw err;
+      }
+    }
     return { tokenId: row.id, owner: row.owner, kind: row.kind };
   }
 

@@ -55,6 +55,9 @@ export class AgentHub {
   constructor(private readonly options: AgentHubOptions) {
     this.timer = setInterval(() => this.heartbeat(), Math.min(1000, options.heartbeatMs));
     this.timer.unref();
+    options.storage.onRoom(() => {
+      for (const agent of this.agents.values()) agent.resumeAfterSpace();
+    });
   }
 
   /** Takes an HTTP upgrade request for the agent socket: 401 without a valid agent token. */
@@ -122,6 +125,8 @@ export class AgentHub {
         agent.receive(message);
       } catch (err) {
         if (err instanceof ProtocolError || err instanceof AgentViolation) return violation(err.message);
+        // The data folder is full: not the agent's fault, and a reconnect would not help (it would be a storm).
+        if (this.options.storage.failed(err)) return this.options.log(`agent ${agent?.id ?? owner}: a message was not handled: ${this.options.storage.error().message}`);
         // A bug of ours on one message must not take the server down with it.
         violation(`server error: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -159,6 +164,8 @@ export class AgentHub {
 
   private heartbeat(): void {
     const now = Date.now();
+    // Room again tells the agents that wait for it (see the constructor).
+    if (this.options.storage.degraded) this.options.storage.check();
     if (now - this.lastPing >= this.options.heartbeatMs) {
       this.lastPing = now;
       for (const ws of this.wss.clients) ws.ping();
@@ -178,13 +185,26 @@ export class AgentHub {
 
   /** Takes an agent out: its jobs are given up (or wait again), its socket closed. */
   private drop(agent: RemoteAgent, why: string): void {
+    try {
+      agent.lost(why);
+    } catch (err) {
+      // The data folder is full: the agent stays (silent, so dropped again at the next heartbeat), and its
+      // jobs end once their ends can be stored.
+      if (!this.options.storage.failed(err)) throw err;
+      if (!this.waitingToDrop.has(agent)) this.options.log(`${why}; its jobs end once the data folder ${this.options.storage.dataDir} has room to record it`);
+      this.waitingToDrop.add(agent);
+      return;
+    }
+    this.waitingToDrop.delete(agent);
     this.options.log(`${why}`);
     this.agents.delete(agent.id);
     this.options.scheduler.removeAgent(agent.id);
-    agent.lost(why);
     agent.close();
     this.changed();
   }
+
+  /** Agents found lost while their jobs' ends could not be stored. */
+  private readonly waitingToDrop = new Set<RemoteAgent>();
 
   private lastTokenCheck = 0;
 

@@ -7,6 +7,7 @@ import { JOB_TOKEN_TTL_MS, type JobTokens } from '../auth/job-tokens.js';
 import type { Sealer } from '../auth/sealed.js';
 import { JobEndpoint } from '../job-endpoint.js';
 import type { RunService } from '../run-service.js';
+import type { StorageHealth } from '../storage-health.js';
 import type { Agent, Scheduler, StartedJob, StopMode } from '../scheduler/scheduler.js';
 import { jobSpec, type JobRow } from '../store/store.js';
 
@@ -20,6 +21,8 @@ export interface HubContext {
   sealer: Sealer;
   acceptWithinMs: number;
   observeDispatch: (seconds: number) => void;
+  /** A log chunk or status that cannot be stored for lack of space waits on the agent (see `waitForSpace`). */
+  storage: StorageHealth;
   log: (line: string) => void;
 }
 
@@ -34,6 +37,8 @@ interface TrackedJob {
   stop?: StopMode;
   /** Its log has a gap no resend can fill: the job is aborted, and what else comes of its log is dropped. */
   logLost?: boolean;
+  /** A chunk (or status) could not be stored for lack of space: nothing more is taken until the agent sends it again. */
+  waitingForSpace?: boolean;
   tokenIssuedAt: number;
   resolve: (status: JobStatus) => void;
 }
@@ -131,6 +136,7 @@ export class RemoteAgent implements Agent {
         this.ctx.scheduler.adopt(job, { done: this.doneOf(tracked), stop: (mode) => this.stopJob(jobId, mode) });
       }
       tracked.accepted = true;
+      tracked.waitingForSpace = false;
       clearTimeout(tracked.offerTimer);
     }
     this.send({ type: 'welcome', protocol: PROTOCOL_VERSION, agentId: this.id, forget });
@@ -142,7 +148,7 @@ export class RemoteAgent implements Agent {
         // Accepted, but the start was lost with the old connection: nothing ran, so it waits again.
         this.requeue(jobId, `waiting: the start did not reach agent ${this.name} before its connection dropped`);
       } else if (tracked.accepted) {
-        this.endJob(jobId, 'aborted', `agent ${this.name} restarted and no longer runs it`);
+        this.endJob(jobId, 'aborted', `agent ${this.name} restarted and no longer runs it`, true);
       } else {
         this.withdraw(jobId, 'the agent reconnected');
       }
@@ -182,9 +188,26 @@ export class RemoteAgent implements Agent {
         this.withdraw(jobId, 'the agent was lost');
         continue;
       }
-      if (jobSpec(tracked.job).resources.interruptible) this.requeue(jobId, `${why}; interruptible, so it waits to run again`);
-      else this.endJob(jobId, 'aborted', why);
+      // Its log ends where the server stored it: what the agent still had is gone with it.
+      if (tracked.waitingForSpace) this.endJob(jobId, 'aborted', this.ctx.storage.logNotKept(`${why} while the server waited for space`), true);
+      else if (jobSpec(tracked.job).resources.interruptible) this.requeue(jobId, `${why}; interruptible, so it waits to run again`);
+      else this.endJob(jobId, 'aborted', why, true);
     }
+  }
+
+  /** Whether a job of this agent waits for the server to have space for what it sends. */
+  get waitsForSpace(): boolean {
+    return [...this.jobs.values()].some((t) => t.waitingForSpace);
+  }
+
+  /**
+   * The data folder has room again: the agent is asked to connect again, and then sends what the
+   * server did not store, from its last ack, as after any reconnect (one reconnect, not a resend protocol).
+   */
+  resumeAfterSpace(): void {
+    if (!this.waitsForSpace) return;
+    this.ctx.log(`agent ${this.id}: the data folder has room again; asking it to send its log again from the last ack`);
+    this.socket?.close(CLOSE.normal, 'the server has room again: send again from the last ack');
   }
 
   start(job: JobRow, gpus: Gpu[]): StartedJob {
@@ -253,9 +276,19 @@ export class RemoteAgent implements Agent {
         this.withdraw(message.jobId, `declined: ${message.reason}`);
         return;
       case 'status':
-        return this.onStatus(this.own(tracked, message.jobId), message);
-      case 'log':
-        return this.onLog(this.own(tracked, message.jobId), message.seq, message.data);
+      case 'log': {
+        const owned = this.own(tracked, message.jobId);
+        // Kept by the agent (unacknowledged) until the reconnect that follows room coming back.
+        if (owned.waitingForSpace) return;
+        try {
+          if (message.type === 'status') this.onStatus(owned, message);
+          else this.onLog(owned, message.seq, message.data);
+        } catch (err) {
+          if (!this.ctx.storage.failed(err)) throw err;
+          this.waitForSpace(owned);
+        }
+        return;
+      }
       case 'port':
         this.own(tracked, message.jobId);
         this.ctx.service.portOpen(message.jobId, message.port);
@@ -303,6 +336,15 @@ export class RemoteAgent implements Agent {
     this.settle(jobId, service.job(jobId)!.status);
   }
 
+  /**
+   * Nothing of the job was stored: not acknowledged, it stays in the agent's spool (bounded: a job
+   * that fills it is paused), and what the agent sends of it meanwhile is dropped unread, unacked.
+   */
+  private waitForSpace(tracked: TrackedJob): void {
+    tracked.waitingForSpace = true;
+    this.ctx.log(`agent ${this.id}: job ${tracked.job.id}: ${this.ctx.storage.error().message}; its log waits on the agent`);
+  }
+
   private onLog(tracked: TrackedJob, seq: number, data: Buffer): void {
     const jobId = tracked.job.id;
     const last = this.ctx.service.lastLogSeq(jobId);
@@ -324,7 +366,7 @@ export class RemoteAgent implements Agent {
     const lost = seq - 1 === last + 1 ? `chunk ${last + 1}` : `chunks ${last + 1}–${seq - 1}`;
     const reason = `its log lost ${lost}: the server does not have them and agent ${this.name} no longer does (it sent chunk ${seq}), so the log cannot be whole`;
     this.ctx.log(`agent ${this.id}: job ${jobId}: ${reason}`);
-    if (!isFinal(this.ctx.service.job(jobId)!.status)) this.ctx.service.setJobStatus(jobId, 'aborted', { reason });
+    if (!isFinal(this.ctx.service.job(jobId)!.status)) this.ctx.service.setJobStatus(jobId, 'aborted', { reason, log_incomplete: true });
     tracked.stop = 'abort';
     this.send({ type: 'stop', jobId, mode: 'abort' });
     return seq;
@@ -390,9 +432,9 @@ export class RemoteAgent implements Agent {
     this.settle(jobId, 'submitted');
   }
 
-  private endJob(jobId: string, status: JobStatus, reason: string): void {
+  private endJob(jobId: string, status: JobStatus, reason: string, logIncomplete = false): void {
     const { service } = this.ctx;
-    if (!isFinal(service.job(jobId)!.status)) service.setJobStatus(jobId, status, { reason });
+    if (!isFinal(service.job(jobId)!.status)) service.setJobStatus(jobId, status, { reason, log_incomplete: logIncomplete });
     this.settle(jobId, status);
   }
 

@@ -7,6 +7,7 @@ import { TarMemberCheck } from '../../shared/tar-member-check.js';
 import type { JobTokens } from '../auth/job-tokens.js';
 import { JobEndpoint, type JobArchive } from '../job-endpoint.js';
 import type { RunService } from '../run-service.js';
+import type { StorageHealth } from '../storage-health.js';
 import { jobSpec } from '../store/store.js';
 import { wholeNumber } from './check-input.js';
 import type { GitCredentials } from './git-credentials.js';
@@ -26,7 +27,7 @@ declare module 'express-serve-static-core' {
  * job's own short-lived token (see app/auth/job-tokens.ts), good for that job only and only until
  * it ends; anything else is 401.
  */
-export function jobRoutes(service: RunService, jobTokens: JobTokens, credentials?: GitCredentials): Router {
+export function jobRoutes(service: RunService, jobTokens: JobTokens, credentials?: GitCredentials, storage?: StorageHealth): Router {
   const router = Router();
 
   const authorise = (req: Request, res: Response, next: NextFunction) => {
@@ -108,6 +109,7 @@ export function jobRoutes(service: RunService, jobTokens: JobTokens, credentials
       res.status(204).end();
     } catch (err) {
       if (isDstackError(err)) res.status(400).json({ error: err.message, code: err.code });
+      else if (storage?.failed(err)) res.status(503).json({ error: storage.error().message, code: 'DSTACK_ERR_NO_SPACE' });
       else res.status(500).json({ error: `could not store the upload: ${err instanceof Error ? err.message : String(err)}` });
       // What the client still sends is not read: close the connection once the answer is out.
       res.on('finish', () => req.socket.destroy());

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { AGENT_SOCKET_PATH } from '../../agent/connection.js';
+import { DstackError } from '../../shared/errors.js';
 import { JOB_STATUSES } from '../../shared/job-status.js';
 import { JobTokens } from '../auth/job-tokens.js';
 import { Sealer } from '../auth/sealed.js';
@@ -10,6 +11,7 @@ import { Tokens, type Principal, type TokenKind } from '../auth/tokens.js';
 import { AgentHub } from '../hub/agent-hub.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { openState, type State } from '../state.js';
+import { StorageHealth } from '../storage-health.js';
 import { GitCredentials } from './git-credentials.js';
 import { jobRoutes } from './job-routes.js';
 import { Counter, Gauge, Histogram, Registry } from './metrics.js';
@@ -39,6 +41,8 @@ export interface ServerContext {
   /** Where agents get a token to fetch a run's code with, when a front door (the GitHub App) provides one. */
   gitCredentials: GitCredentials;
   metrics: ReturnType<typeof serverMetrics>;
+  /** Whether the data folder takes writes: what cannot be stored for lack of space is answered 503. */
+  storage: StorageHealth;
   /** Authenticates requests to routes added with it; 401 with nothing else for a missing, wrong or revoked token. */
   requireToken(kind: TokenKind): (req: Request, res: Response, next: NextFunction) => void;
   log(line: string): void;
@@ -98,7 +102,9 @@ export function createServer(options: ServerOptions): DstackServer {
   prunePatches();
   const patchTimer = setInterval(prunePatches, 60 * 60 * 1000).unref();
   const lostAfterMs = options.agentLostAfterMs ?? 30_000;
+  const storage = new StorageHealth(options.dataDir);
   const hub = new AgentHub({
+    storage,
     service: state.service,
     scheduler,
     tokens,
@@ -120,8 +126,16 @@ export function createServer(options: ServerOptions): DstackServer {
     res.on('finish', () => metrics.requests.inc({ route: req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched', code: String(res.statusCode) }));
     next();
   });
+  // Load balancers look at the status: 503 while the data folder is full (what the server holds
+  // can still be read, but nothing new stored), with the reason in the body.
   app.get('/healthz', (_req, res) => {
-    res.json({ ok: true });
+    const problem = storage.check();
+    if (!problem) {
+      res.json({ ok: true });
+      return;
+    }
+    const noSpace = problem instanceof DstackError;
+    res.status(503).json({ ok: false, degraded: noSpace ? 'no_space' : 'not_writable', error: problem.message, ...(noSpace ? { code: problem.code } : {}) });
   });
   app.get('/metrics', (_req, res) => {
     res.type('text/plain; version=0.0.4').send(metrics.registry.text());
@@ -138,8 +152,8 @@ export function createServer(options: ServerOptions): DstackServer {
     next();
   };
   const gitCredentials = new GitCredentials();
-  app.use(jobRoutes(state.service, jobTokens, gitCredentials));
-  const context: ServerContext = { state, scheduler, tokens, jobTokens, sealer, hub, gitCredentials, metrics, requireToken, log };
+  app.use(jobRoutes(state.service, jobTokens, gitCredentials, storage));
+  const context: ServerContext = { state, scheduler, tokens, jobTokens, sealer, hub, gitCredentials, metrics, storage, requireToken, log };
   const users = userRoutes(context);
   app.use(users.router);
   app.use(runPage(context, key, options.publicUrl, () => server.address()));

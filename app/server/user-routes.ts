@@ -231,8 +231,9 @@ export function userRoutes(ctx: ServerContext): UserRoutes {
   });
 
   router.use('/api', (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (ctx.storage.failed(err)) err = ctx.storage.error();
     if (isDstackError(err)) {
-      res.status(/_UNKNOWN$/.test(err.code) ? 404 : 400).json({ error: err.message, code: err.code });
+      res.status(err.code === 'DSTACK_ERR_NO_SPACE' ? 503 : /_UNKNOWN$/.test(err.code) ? 404 : 400).json({ error: err.message, code: err.code });
     } else if ((err as { type?: string }).type === 'entity.parse.failed') {
       res.status(400).json({ error: `the body is not JSON: ${(err as Error).message}`, code: 'DSTACK_ERR_USAGE' });
     } else if ((err as { type?: string }).type === 'entity.too.large') {

@@ -151,4 +151,6 @@ export const MIGRATIONS: string[] = [
   // between) is taken again when GitHub redelivers it.
   `ALTER TABLE github_deliveries ADD COLUMN handled_at BIGINT;
    UPDATE github_deliveries SET handled_at = received_at;`,
+  // A job whose end the server recorded without all of its log (its agent was lost, say): 1.
+  `ALTER TABLE jobs ADD COLUMN log_incomplete INTEGER NOT NULL DEFAULT 0;`,
 ];

@@ -43,6 +43,16 @@ export interface JobRow {
   submitted_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** 1 when the job ended without all of its log stored (see `setJobStatus`'s `log_incomplete`). */
+  log_incomplete: number;
+}
+
+/** What a status change records besides the status. */
+export interface JobStatusFields {
+  reason?: string | null;
+  exit_code?: number | null;
+  /** The job ends without all of its log stored: `dstack logs` says so. */
+  log_incomplete?: boolean;
 }
 
 export interface ArtifactRow {
@@ -227,7 +237,7 @@ export class Store {
     this.stmt('UPDATE runs SET executor = ? WHERE name = ?').run(executor, runName);
   }
 
-  insertJob(job: Omit<JobRow, 'reason' | 'exit_code' | 'gpus' | 'agent' | 'cpu' | 'memory_mib' | 'gpu_ids' | 'started_at' | 'finished_at'>): void {
+  insertJob(job: Omit<JobRow, 'reason' | 'exit_code' | 'gpus' | 'agent' | 'cpu' | 'memory_mib' | 'gpu_ids' | 'started_at' | 'finished_at' | 'log_incomplete'>): void {
     this
       .stmt('INSERT INTO jobs (id, run_name, workflow, position, status, spec, submitted_at) VALUES (@id, @run_name, @workflow, @position, @status, @spec, @submitted_at)')
       .run(job);
@@ -294,10 +304,11 @@ export class Store {
   }
 
   /** Records a status change with its time and reason; the history stays in job_events. */
-  setJobStatus(id: string, status: JobStatus, fields: { reason?: string | null; exit_code?: number | null } = {}): void {
+  setJobStatus(id: string, status: JobStatus, fields: JobStatusFields = {}): void {
     const now = Date.now();
     this.transaction(() => {
       const sets = ['status = @status', 'reason = @reason'];
+      if (fields.log_incomplete) sets.push('log_incomplete = 1');
       if (status === 'downloading') sets.push('started_at = COALESCE(started_at, @now)');
       if (FINAL_STATUSES.has(status)) sets.push('finished_at = @now');
       if (fields.exit_code !== undefined) sets.push('exit_code = @exit_code');

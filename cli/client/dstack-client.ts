@@ -98,8 +98,9 @@ export interface DstackClient {
   /**
    * Follows a run this process submitted until it ends, its output going to `printer`: local mode
    * runs its jobs here, remote mode streams them from the server. `stop` reaches it meanwhile.
+   * Remote mode stops following when `signal` aborts (the promise then rejects).
    */
-  attach(name: string, printer?: LogPrinter, colors?: boolean): Promise<RunView>;
+  attach(name: string, printer?: LogPrinter, colors?: boolean, signal?: AbortSignal): Promise<RunView>;
   /** What local mode reads a stored log with, so a slow terminal catches up from disk. */
   readonly logSource?: (jobId: string, offset: number, max: number) => Buffer;
   /** Tidies up after runs of a `dstack` that died (local mode); nothing for a server. */

@@ -13,7 +13,8 @@ const MAX_TEXT_BYTES = 64 * 1024 * 1024;
  * start on a small machine, for a CLI whose commands make one or two requests. node:https is
  * loaded only for an https URL. Connections are kept alive between a command's requests; the
  * global agent unrefs an idle one, so it never keeps the command from exiting. A request (or its
- * answer, read later) that goes `idleTimeoutMs` without a byte either way fails with that reason.
+ * answer, read later) that goes `idleTimeoutMs` without a byte either way fails with that reason;
+ * one whose `signal` aborts fails at once.
  */
 export async function httpCall(
   url: URL,
@@ -21,10 +22,11 @@ export async function httpCall(
   headers: Record<string, string>,
   body?: string | Readable,
   idleTimeoutMs = IDLE_TIMEOUT_MS,
+  signal?: AbortSignal,
 ): Promise<http.IncomingMessage> {
   const lib = url.protocol === 'https:' ? (await import('node:https')).default : http;
   return new Promise((resolve, reject) => {
-    const req = lib.request(url, { method, headers }, resolve);
+    const req = lib.request(url, { method, headers, ...(signal ? { signal } : {}) }, resolve);
     req.on('error', reject);
     req.setTimeout(idleTimeoutMs, () => {
       const quiet = new Error(`the server sent nothing for ${idleTimeoutMs / 1000} s`);

@@ -39,6 +39,8 @@ interface FollowHandlers {
   backpressure(): Promise<void> | undefined;
   job?(job: JobRow, labels: Map<string, string>): void;
   port?(jobId: string, port: number, labels: Map<string, string>): void;
+  /** Stops following: the socket is dropped and the promise rejects. */
+  signal?: AbortSignal;
 }
 
 /** The longest one wait for a run's end asks the server for (it answers sooner when the run ends). */
@@ -153,7 +155,7 @@ export class RemoteClient implements DstackClient {
   }
 
   /** Streams the run's output from the server until it ends; jobs that fail before printing anything say why. */
-  attach(name: string, printer: LogPrinter, colors = false): Promise<RunView> {
+  attach(name: string, printer: LogPrinter, colors = false, signal?: AbortSignal): Promise<RunView> {
     const color = paint(colors);
     const printed = new Set<string>();
     return this.follow(name, true, {
@@ -166,6 +168,7 @@ export class RemoteClient implements DstackClient {
         if (job.status === 'failed' && job.reason && job.exit_code === null && !printed.has(job.id)) printer.line(color('red', `${job.workflow}: ${job.reason}`));
       },
       port: (jobId, port, labels) => printer.line(color('cyan', `${labels.get(jobId) ?? jobId}: port ${port} is open on the agent`)),
+      signal,
     });
   }
 
@@ -174,6 +177,10 @@ export class RemoteClient implements DstackClient {
     const url = `${this.url.replace(/^http/, 'ws')}/api/runs/${encodeURIComponent(name)}/logs?follow=${follow ? 1 : 0}&frames=binary`;
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } });
+      handlers.signal?.addEventListener('abort', () => {
+        reject(new DstackError('DSTACK_ERR_SERVER', `stopped following ${name}; 'dstack ps ${name}' shows how it ends`));
+        ws.terminate();
+      });
       let labels = new Map<string, string>();
       let end: RunView | undefined;
       ws.on('unexpected-response', (_req, res) => {
@@ -242,7 +249,7 @@ export class RemoteClient implements DstackClient {
     if (opts.type) headers['content-type'] = opts.type;
     let res: IncomingMessage;
     try {
-      res = await httpCall(new URL(`${this.url}${path}`), method, headers, opts.body);
+      res = await httpCall(new URL(`${this.url}${path}`), method, headers, opts.body, undefined, this.closing.signal);
     } catch (err) {
       throw this.unreachable(err);
     }
@@ -290,9 +297,13 @@ export class RemoteClient implements DstackClient {
     return sourcePatch(root);
   }
 
+  /** Cuts the requests still in flight (a stop the server never answered): they must not keep the command from exiting. */
   close(): void {
     this.dropPrepared();
+    this.closing.abort();
   }
+
+  private readonly closing = new AbortController();
 
   /** Discards code read for a submit that never came (the run was refused before it was sent). */
   private dropPrepared(): void {

@@ -67,20 +67,32 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
 
     const printer = new LogPrinter(process.stdout, new Map(view.jobs.map((j) => [j.id, j.workflow])), colors, client.logSource);
     let interrupts = 0;
+    // Set at the second signal, once the run had ABORT_WAIT_MS to end: following stops there.
+    const giveUp = new AbortController();
     const offSignals = onStopSignals((mode) => {
       interrupts++;
       const abort = mode === 'abort' || interrupts > 1;
       printer.line(color('yellow', abort ? 'Aborting…' : 'Stopping… (press Ctrl+C again to abort)'));
       client.stop(runName, abort ? 'abort' : 'stop').catch((err: unknown) => {
-        printer.line(color('red', `could not stop ${runName}: ${err instanceof Error ? err.message : String(err)}`));
+        // Cut by the exit after the second signal: said already.
+        if (giveUp.signal.aborted) return;
+        printer.line(color('red', `could not ${abort ? 'abort' : 'stop'} ${runName}: ${err instanceof Error ? err.message : String(err)}`));
       });
+      // The second signal ends this process, whatever the server does (it may answer errors, or nothing).
+      if (interrupts === 2) setTimeout(() => giveUp.abort(), ABORT_WAIT_MS).unref();
     });
     try {
-      const final = await client.attach(runName, printer, colors);
+      const final = await client.attach(runName, printer, colors, giveUp.signal);
       await printer.finish();
       printer.line('\n' + jobSummary(final, colors).trimEnd());
       await printer.finish();
       return final.jobs.every((j) => j.status === 'done') ? 0 : 1;
+    } catch (err) {
+      if (!giveUp.signal.aborted) throw err;
+      await printer.finish();
+      printer.line(color('red', `${runName} did not end within ${ABORT_WAIT_MS / 1000} s of the abort; not waiting for it ('dstack ps ${runName}' shows how it ends)`));
+      await printer.finish();
+      return 1;
     } finally {
       offSignals();
     }
@@ -88,6 +100,9 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
     client.close();
   }
 }
+
+/** After the second signal, how long the run gets to end (and print its summary) before `dstack run` exits anyway. */
+const ABORT_WAIT_MS = 5000;
 
 /** `dstack run -d` runs here, in a background process of its own (local mode). */
 export async function executeDetached(runName: string): Promise<number> {

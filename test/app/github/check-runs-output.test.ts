@@ -9,7 +9,7 @@ function job(fields: Partial<JobRow> = {}): JobRow {
   return {
     id: 'slim-octopus-1-0', run_name: 'slim-octopus-1', workflow: 'train', position: 0, status: 'running', reason: null, exit_code: null,
     spec: JSON.stringify({ resources: { gpu: { count: 2, name: 'A100' } } }), gpus: '0,1', agent: 'acme/box-1', cpu: null, memory_mib: null, gpu_ids: null,
-    submitted_at: 1_000_000, started_at: 1_030_000, finished_at: null, ...fields,
+    submitted_at: 1_000_000, started_at: 1_030_000, finished_at: null, log_incomplete: 0, ...fields,
   };
 }
 
