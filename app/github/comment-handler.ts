@@ -5,6 +5,7 @@ import { ownerRepo } from '../server/user-views.js';
 import { COMMENT_HELP, commentCommands, type CommentCommand } from './comment-commands.js';
 import { errorText, type GithubApp } from './github-app.js';
 import type { GithubRepository } from './github-runs.js';
+import { headUnchanged, pullHeadAtComment, type PullHeadAtComment } from './pull-head.js';
 import { permissionOf, WRITERS } from './repo-permission.js';
 
 /** Roles that may run, stop and tag (the collaborator permission API's `role_name`, or its `permission`). */
@@ -17,7 +18,7 @@ import { permissionOf, WRITERS } from './repo-permission.js';
  */
 export async function handleComment(app: GithubApp, context: Context<'issue_comment'>): Promise<void> {
   const { payload } = context;
-  if (payload.action !== 'created' || payload.comment.user?.type === 'Bot' || payload.sender.type === 'Bot') return;
+  if (!actsOn(payload)) return;
   const commands = commentCommands(payload.comment.body ?? '');
   if (commands.length === 0) return;
   const octokit = context.octokit;
@@ -47,7 +48,10 @@ export async function handleComment(app: GithubApp, context: Context<'issue_comm
         );
         continue;
       }
-      if (command.name === 'run') await run(app, context, command, repository, user);
+      if (command.name === 'run') {
+        const refusal = await run(app, context, command, repository, user);
+        if (refusal) await reply(refusal);
+      }
       else if (command.name === 'stop') await reply(stop(app, command, repository, issueNumber));
       else await reply(await tag(app, context, command, repository));
     } catch (err) {
@@ -56,16 +60,38 @@ export async function handleComment(app: GithubApp, context: Context<'issue_comm
   }
 }
 
-/** `/dstack run`: at the pull request's head commit now (pinned), or the default branch's head for an issue. */
-async function run(app: GithubApp, context: Context<'issue_comment'>, command: Extract<CommentCommand, { name: 'run' }>, repository: GithubRepository, user: string): Promise<void> {
+/** Only a new comment acts, and not a bot's (the app's own replies show commands). */
+function actsOn(payload: Context<'issue_comment'>['payload']): boolean {
+  return payload.action === 'created' && payload.comment.user?.type !== 'Bot' && payload.sender.type !== 'Bot';
+}
+
+/**
+ * Read the moment a comment's delivery arrives (before it waits behind the repository's other
+ * deliveries): the pull request's head, and what it was when the comment was written. Only for a
+ * new comment with `/dstack run` on a pull request.
+ */
+export async function readPullHeadOnArrival(context: Context<'issue_comment'>): Promise<PullHeadAtComment | undefined> {
+  const { payload } = context;
+  if (!actsOn(payload) || !payload.issue.pull_request || !commentCommands(payload.comment.body ?? '').some((c) => c.name === 'run')) return undefined;
+  return pullHeadAtComment(context.octokit, { owner: payload.repository.owner.login, repo: payload.repository.name }, payload.issue.number, payload.comment.created_at);
+}
+
+/**
+ * `/dstack run`: on a pull request, at its head when the comment was written (read on arrival), or
+ * nothing and a reply with both SHAs when the head moved since; on an issue, the default branch's head.
+ */
+async function run(app: GithubApp, context: Context<'issue_comment'>, command: Extract<CommentCommand, { name: 'run' }>, repository: GithubRepository, user: string): Promise<string | undefined> {
   const { payload, octokit } = context;
   const repo = { owner: repository.owner, repo: repository.name };
   let sha: string;
   let branch: string;
   if (payload.issue.pull_request) {
-    const { data: pull } = await octokit.rest.pulls.get({ ...repo, pull_number: payload.issue.number });
-    sha = pull.head.sha;
-    branch = pull.head.ref;
+    const head = (await app.arrival<PullHeadAtComment>(context))!;
+    if (!headUnchanged(head)) {
+      return `@${user} the head of #${payload.issue.number} changed after your comment: it was ${head.atComment ? `\`${head.atComment}\`` : 'not known'} when you wrote it and is \`${head.sha}\` now, so \`${quoteLine(command.line)}\` did nothing; comment again to run the new head.`;
+    }
+    sha = head.sha;
+    branch = head.branch;
   } else {
     const { data } = await octokit.rest.repos.get(repo);
     branch = data.default_branch;
@@ -82,6 +108,7 @@ async function run(app: GithubApp, context: Context<'issue_comment'>, command: E
     issueNumber: payload.issue.number,
     sender: user,
   });
+  return undefined;
 }
 
 /** `/dstack stop [RUN]`: RUN (a run of this repository), or every run this pull request or issue started that still goes. */

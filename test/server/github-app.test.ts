@@ -239,7 +239,8 @@ describe('the GitHub App', () => {
     fork.git('reset', '--quiet', '--hard', 'FETCH_HEAD');
     fork.git('checkout', '--quiet', '-b', 'contrib');
     const sha = fork.commit({ 'marker.txt': 'the-fork\n' }, 'from a fork');
-    await w.sim.createRepo({ owner: 'stranger', name: REPO, path: fork.dir, forkOf: `${OWNER}/${REPO}` });
+    // Public, so that the app can read its pushes (a fork's pushes are checked against the comment's time).
+    await w.sim.createRepo({ owner: 'stranger', name: REPO, path: fork.dir, forkOf: `${OWNER}/${REPO}`, private: false });
     const pr = await w.sim.createPull({ owner: OWNER, repo: REPO, head: 'stranger:contrib', title: 'fork' });
     expect(pr.head_sha).toBe(sha);
     // The fork's author may not run it.
