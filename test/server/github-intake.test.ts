@@ -31,10 +31,11 @@ function workTree() {
   writeFiles(dir, FILES);
   git('add', '-A');
   git('commit', '--quiet', '-m', 'first');
-  const commit = (files: Record<string, string>) => {
+  /** Commits `files`; `date` sets the commit's author and committer dates, as anyone pushing may. */
+  const commit = (files: Record<string, string>, date?: string) => {
     writeFiles(dir, files);
     git('add', '-A');
-    git('commit', '--quiet', '-m', 'more');
+    execFileSync('git', ['commit', '--quiet', '-m', 'more'], { cwd: dir, env: { ...process.env, ...GIT_IDENTITY, ...(date ? { GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date } : {}) } });
     return git('rev-parse', 'HEAD');
   };
   return { dir, git, commit };
@@ -90,9 +91,9 @@ async function forkPull(w: Awaited<ReturnType<typeof world>>) {
   await w.sim.createRepo({ owner: 'stranger', name: REPO, path: fork.dir, forkOf: `${OWNER}/${REPO}`, private: false });
   const pr = await w.sim.createPull({ owner: OWNER, repo: REPO, head: 'stranger:contrib', title: 'fork', user: 'stranger' });
   expect(pr.head_sha).toBe(first);
-  /** The fork's author pushes a new commit to the pull request's branch. */
-  const push = async () => {
-    const sha = fork.commit({ 'marker.txt': 'swapped after review\n' });
+  /** The fork's author pushes a new commit to the pull request's branch (dated `date`). */
+  const push = async (date?: string) => {
+    const sha = fork.commit({ 'marker.txt': 'swapped after review\n' }, date);
     await w.sim.push({ owner: 'stranger', repo: REPO, path: fork.dir, refspecs: ['refs/heads/contrib:refs/heads/contrib'], user: 'stranger' });
     return sha;
   };
@@ -169,7 +170,7 @@ describe('the GitHub App taking in deliveries', () => {
     expect((await w.runs()).map((r) => r.run.source?.commit)).not.toContain(pushed);
   });
 
-  it("refuses with both SHAs a fork's pull request pushed between the comment and the delivery's arrival", async () => {
+  it("refuses with both SHAs a fork's pull request pushed between the comment and the delivery's arrival, whatever the commit's date", async () => {
     const w = await world();
     const pr = await forkPull(w);
     const url = `${w.server.url}/api/github/webhooks`;
@@ -177,8 +178,8 @@ describe('the GitHub App taking in deliveries', () => {
     w.sim.setWebhookUrl(null);
     const comment = await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
     expect(comment.delivery?.status).toBeNull();
-    // ...the fork's author pushes, then the delivery arrives.
-    const pushed = await pr.push();
+    // ...the fork's author pushes a commit dated a year before, then the delivery arrives.
+    const pushed = await pr.push(new Date(Date.now() - 365 * 24 * 3600 * 1000).toISOString());
     w.sim.setWebhookUrl(url);
     expect((await w.sim.redeliver(comment.delivery!.id))?.status).toBe(200);
     const refusal = await waitFor(() => comments(w).find((c) => c.body.startsWith('@alice'))?.body, 30_000, 'the refusal');
