@@ -51,8 +51,7 @@ export async function handleComment(app: GithubApp, context: Context<'issue_comm
       if (command.name === 'run') {
         const refusal = await run(app, context, command, repository, user);
         if (refusal) await reply(refusal);
-      }
-      else if (command.name === 'stop') await reply(stop(app, command, repository, issueNumber));
+      } else if (command.name === 'stop') await reply(stop(app, command, repository, issueNumber));
       else await reply(await tag(app, context, command, repository));
     } catch (err) {
       await reply(`@${user} \`${quoteLine(command.line)}\` failed:\n\n\`\`\`\n${errorText(err)}\n\`\`\``).catch((e: unknown) => app.server.log(`could not reply on #${issueNumber}: ${errorText(e)}`));
@@ -86,7 +85,8 @@ async function run(app: GithubApp, context: Context<'issue_comment'>, command: E
   let sha: string;
   let branch: string;
   if (payload.issue.pull_request) {
-    const head = (await app.arrival<PullHeadAtComment>(context))!;
+    // Read on arrival; read now only if the arrival's read was not made (it is made for every such comment).
+    const head = (await app.arrival<PullHeadAtComment>(context)) ?? (await pullHeadAtComment(octokit, repo, payload.issue.number, payload.comment.created_at));
     if (!headUnchanged(head)) {
       return `@${user} the head of #${payload.issue.number} changed after your comment: it was ${head.atComment ? `\`${head.atComment}\`` : 'not known'} when you wrote it and is \`${head.sha}\` now, so \`${quoteLine(command.line)}\` did nothing; comment again to run the new head.`;
     }

@@ -54,6 +54,7 @@ export type RunPageUrl = (runName: string) => string | undefined;
  *
  * - `octokitFor(installationId)`, `appOctokit()`: authenticated clients (Probot's, with retries);
  * - `on(event, handler)`: a webhook handler (e.g. `check_run`), run after the answer, once per delivery;
+ * - `onArrival(event, read)`, `arrival(context)`: what is read from GitHub as a delivery arrives, before it waits;
  * - `onRunSubmitted(listener)`: every run the app starts, with its origin (repository, commit);
  * - `onTagged(handler)`: `/dstack tag` (releases);
  * - `origin(runName)`: where a run came from, or undefined for a CLI run;
@@ -148,7 +149,7 @@ export class GithubApp {
   /**
    * Handles a webhook event after the delivery was answered: each delivery id acts once (the
    * store remembers them), and deliveries of one repository are handled one after another, in the
-   * order they came. `event` is a name (`check_run`) or a name with its action
+   * order they came; one stored and not handled when the server stopped is handled at its next start. `event` is a name (`check_run`) or a name with its action
    * (`check_run.rerequested`). Returns what removes the handler.
    */
   on<E extends WebhookName>(event: E, handler: WebhookHandler<E>): () => void {
