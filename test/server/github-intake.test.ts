@@ -195,6 +195,28 @@ describe('the GitHub App taking in deliveries', () => {
     expect(run!.run.source?.commit).toBe(pushed);
   });
 
+  it("runs a command replayed after a kill -9 at the head read when it arrived, though the fork's author pushed while the server was down", async () => {
+    const w = await world();
+    const pr = await forkPull(w);
+    // The fork's author's help request holds the queue (a 4 s rate limit), so alice's command waits behind it.
+    w.sim.faults.failNext('rate-limit-429', 1, ['reactions/create-for-issue-comment'], 4);
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'stranger', body: '/dstack help' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    // Her command's head was read on arrival (the only activity read: help reads none).
+    await waitFor(() => w.sim.requests.count('repos/list-activities') === 1, 10_000, 'the head read on arrival');
+    await sleep(200);
+    expect(await w.runs()).toEqual([]);
+    await w.server.kill();
+    await pr.push();
+
+    await w.start();
+    const [run] = await until(async () => {
+      const list = await w.runs();
+      return list.length === 1 && list;
+    }, 'the replayed run');
+    expect(run!.run.source?.commit).toBe(pr.first);
+  });
+
   it("re-runs a check run at its own commit after the fork's author pushed a newer head", async () => {
     const w = await world();
     const pr = await forkPull(w);
