@@ -4,10 +4,11 @@ import { isFinal } from '../../shared/job-status.js';
 import type { RunView } from '../run-service.js';
 import { ownerRepo } from '../server/user-views.js';
 import { COMMENT_HELP, commentCommands, MAX_COMMANDS, type CommentCommand } from './comment-commands.js';
-import { commentReply, tooManyReply, type CommandOutcome } from './comment-replies.js';
+import { commentReply, quoteLine, tooManyReply, type CommandOutcome } from './comment-replies.js';
 import { errorText, type GithubApp } from './github-app.js';
 import type { GithubRepository } from './github-runs.js';
 import { RefusalLimiter } from './refusal-limiter.js';
+import { headUnchanged, pullHeadAtComment, type PullHeadAtComment } from './pull-head.js';
 import { permissionOf, WRITERS } from './repo-permission.js';
 
 /**
@@ -28,7 +29,7 @@ export function commentHandler(app: GithubApp): (context: Context<'issue_comment
   const limiter = new RefusalLimiter();
   return async (context) => {
     const { payload } = context;
-    if (payload.action !== 'created' || payload.comment.user?.type === 'Bot' || payload.sender.type === 'Bot') return;
+    if (!actsOn(payload)) return;
     const commands = commentCommands(payload.comment.body ?? '');
     if (commands.length === 0) return;
     const octokit = context.octokit;
@@ -73,7 +74,10 @@ export function commentHandler(app: GithubApp): (context: Context<'issue_comment
       try {
         if (command.name === 'help') outcomes.push({ line, said: COMMENT_HELP });
         else if (command.name === 'invalid') outcomes.push({ line, invalid: command.error });
-        else if (command.name === 'run') outcomes.push({ line, started: (await run(app, context, command, repository, user)).run.name });
+        else if (command.name === 'run') {
+          const started = await run(app, context, command, repository, user);
+          outcomes.push(typeof started === 'string' ? { line, said: started } : { line, started: started.run.name });
+        }
         else if (command.name === 'stop') outcomes.push({ line, said: stop(app, command, repository, issueNumber) });
         else outcomes.push({ line, said: await tag(app, context, command, repository) });
       } catch (err) {
@@ -91,18 +95,41 @@ function readerOutcome(command: CommentCommand, role: string): CommandOutcome {
   return { line: command.line, refused: role };
 }
 
-/** `/dstack run`: at the pull request's head commit now (pinned), or the default branch's head for an issue. */
-async function run(app: GithubApp, context: Context<'issue_comment'>, command: Extract<CommentCommand, { name: 'run' }>, repository: GithubRepository, user: string): Promise<RunView> {
+/** Only a new comment acts, and not a bot's (the app's own replies show commands). */
+function actsOn(payload: Context<'issue_comment'>['payload']): boolean {
+  return payload.action === 'created' && payload.comment.user?.type !== 'Bot' && payload.sender.type !== 'Bot';
+}
+
+/**
+ * Read the moment a comment's delivery arrives (before it waits behind the repository's other
+ * deliveries): the pull request's head, and what it was when the comment was written. Only for a
+ * new comment with `/dstack run` on a pull request.
+ */
+export async function readPullHeadOnArrival(context: Context<'issue_comment'>): Promise<PullHeadAtComment | undefined> {
+  const { payload } = context;
+  if (!actsOn(payload) || !payload.issue.pull_request || !commentCommands(payload.comment.body ?? '').some((c) => c.name === 'run')) return undefined;
+  return pullHeadAtComment(context.octokit, { owner: payload.repository.owner.login, repo: payload.repository.name }, payload.issue.number, payload.comment.created_at);
+}
+
+/**
+ * `/dstack run`: on a pull request, at its head when the comment was written (read on arrival), or
+ * nothing and a reply with both SHAs when the head moved since; on an issue, the default branch's head.
+ */
+async function run(app: GithubApp, context: Context<'issue_comment'>, command: Extract<CommentCommand, { name: 'run' }>, repository: GithubRepository, user: string): Promise<RunView | string> {
   const { payload, octokit } = context;
   const repo = { owner: repository.owner, repo: repository.name };
   let sha: string;
   let branch: string;
   let untrusted = false;
   if (payload.issue.pull_request) {
-    const { data: pull } = await octokit.rest.pulls.get({ ...repo, pull_number: payload.issue.number });
-    sha = pull.head.sha;
-    branch = pull.head.ref;
-    untrusted = fromFork(pull);
+    // Read on arrival; read now only if the arrival's read was not made (it is made for every such comment).
+    const head = (await app.arrival<PullHeadAtComment>(context)) ?? (await pullHeadAtComment(octokit, repo, payload.issue.number, payload.comment.created_at));
+    if (!headUnchanged(head)) {
+      return `@${user} the head of #${payload.issue.number} changed after your comment: it was ${head.atComment ? `\`${head.atComment}\`` : 'not known'} when you wrote it and is \`${head.sha}\` now, so \`${quoteLine(command.line)}\` did nothing; comment again to run the new head.`;
+    }
+    sha = head.sha;
+    branch = head.branch;
+    untrusted = head.untrusted ?? true;
   } else {
     const { data } = await octokit.rest.repos.get(repo);
     branch = data.default_branch;
@@ -120,14 +147,6 @@ async function run(app: GithubApp, context: Context<'issue_comment'>, command: E
     sender: user,
     untrusted,
   });
-}
-
-/**
- * Whether a pull request's head is another repository's (a fork's, or one deleted since: GitHub
- * then gives no head repository): its code is anyone's, whoever with write access asked to run it.
- */
-function fromFork(pull: { head: { repo: { id: number } | null }; base: { repo: { id: number } } }): boolean {
-  return pull.head.repo?.id !== pull.base.repo.id;
 }
 
 /** `/dstack stop [RUN]`: RUN (a run of this repository), or every run this pull request or issue started that still goes. */

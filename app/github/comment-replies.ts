@@ -57,6 +57,7 @@ function codeBlock(text: string): string {
   return `\`\`\`\n${text}\n\`\`\``;
 }
 
-function quoteLine(line: string): string {
+/** A command's line as shown inside inline code in a reply: backquotes made plain, at most 200 characters. */
+export function quoteLine(line: string): string {
   return line.replace(/`/g, "'").slice(0, 200);
 }

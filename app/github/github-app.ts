@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { EmitterWebhookEventName } from '@octokit/webhooks';
 import type { Context, Probot, ProbotOctokit } from 'probot';
@@ -6,7 +7,7 @@ import { isFinal } from '../../shared/job-status.js';
 import type { RunService, RunView } from '../run-service.js';
 import type { DstackServer } from '../server/server.js';
 import type { JobRow } from '../store/store.js';
-import { commentHandler } from './comment-handler.js';
+import { commentHandler, readPullHeadOnArrival } from './comment-handler.js';
 import type { GithubSettings } from './github-settings.js';
 import { GithubRuns, type GithubRunRequest } from './github-runs.js';
 import { GithubStore, type GithubRunOrigin } from './github-store.js';
@@ -18,6 +19,8 @@ export const WEBHOOKS_PATH = '/api/github/webhooks';
 
 /** Deliveries are remembered this long: GitHub redelivers only recent ones. */
 const DELIVERIES_KEPT_MS = 14 * 24 * 60 * 60 * 1000;
+/** A delivery's body is acted on once in this long, whatever its delivery id (a signed body replayed). */
+const BODIES_KEPT_MS = 24 * 60 * 60 * 1000;
 
 export type WebhookName = EmitterWebhookEventName;
 /** A webhook's handler: runs after the delivery was answered and recorded, once per delivery id. */
@@ -51,6 +54,7 @@ export type RunPageUrl = (runName: string) => string | undefined;
  *
  * - `octokitFor(installationId)`, `appOctokit()`: authenticated clients (Probot's, with retries);
  * - `on(event, handler)`: a webhook handler (e.g. `check_run`), run after the answer, once per delivery;
+ * - `onArrival(event, read)`, `arrival(context)`: what is read from GitHub as a delivery arrives, before it waits;
  * - `onRunSubmitted(listener)`: every run the app starts, with its origin (repository, commit);
  * - `onTagged(handler)`: `/dstack tag` (releases);
  * - `origin(runName)`: where a run came from, or undefined for a CLI run;
@@ -114,6 +118,7 @@ export class GithubApp {
       const origin = this.store.origin(run.name);
       return origin ? this.repositoryToken(origin.installationId, origin.repoId) : undefined;
     });
+    this.onArrival('issue_comment', (context) => readPullHeadOnArrival(context as Context<'issue_comment'>));
     this.on('issue_comment', commentHandler(this));
     this.on('push', (context) => handlePush(this, context));
     this.on('installation', async (context) => {
@@ -144,7 +149,7 @@ export class GithubApp {
   /**
    * Handles a webhook event after the delivery was answered: each delivery id acts once (the
    * store remembers them), and deliveries of one repository are handled one after another, in the
-   * order they came. `event` is a name (`check_run`) or a name with its action
+   * order they came; one stored and not handled when the server stopped is handled at its next start. `event` is a name (`check_run`) or a name with its action
    * (`check_run.rerequested`). Returns what removes the handler.
    */
   on<E extends WebhookName>(event: E, handler: WebhookHandler<E>): () => void {
@@ -158,37 +163,123 @@ export class GithubApp {
 
   private readonly handlers: { event: string; handler: WebhookHandler }[] = [];
 
-  /** Called for every verified delivery (Probot's `onAny`): records it, queues its handlers, returns at once. */
+  /**
+   * Sets what is read from GitHub the moment a delivery of `event` arrives, before it waits its
+   * turn in its repository's queue (a pull request's head when the comment came): kept with the
+   * delivery, so that a replay after a restart uses the same, and given to handlers by `arrival()`.
+   */
+  onArrival(event: WebhookName, read: (context: Context) => Promise<unknown>): void {
+    this.readers.set(event, read);
+  }
+
+  /** What was read when this delivery arrived (`onArrival`); throws what the read threw. */
+  arrival<T>(context: Context<WebhookName>): Promise<T | undefined> {
+    return (this.arrivals.get(context) ?? Promise.resolve(undefined)) as Promise<T | undefined>;
+  }
+
+  private readonly readers = new Map<string, (context: Context) => Promise<unknown>>();
+  private readonly arrivals = new WeakMap<object, Promise<unknown>>();
+
+  /**
+   * Called for every verified delivery (Probot's `onAny`), before GitHub is answered: stores it
+   * (payload included, until it is handled), starts its arrival read and queues its handlers, then
+   * returns. A delivery id seen before, or a body seen in the last day under another id, is ignored.
+   */
   receive(context: Context): void {
     if (this.closed) return;
     const action = (context.payload as { action?: string }).action;
-    const handlers = this.handlers.filter((h) => h.event === context.name || h.event === `${context.name}.${action}`);
-    if (this.inFlight.has(context.id) || !this.store.recordDelivery(context.id, action ? `${context.name}.${action}` : context.name)) {
-      this.server.log(`GitHub delivery ${context.id} (${context.name}) seen before: ignored`);
+    const payload = JSON.stringify(context.payload);
+    const outcome = this.inFlight.has(context.id)
+      ? 'seen'
+      : this.store.recordDelivery(
+          { id: context.id, event: action ? `${context.name}.${action}` : context.name, name: context.name, payload, digest: crypto.createHash('sha256').update(payload).digest('hex') },
+          Date.now() - BODIES_KEPT_MS,
+        );
+    if (outcome !== 'new') {
+      this.server.log(`GitHub delivery ${context.id} (${context.name}) ${outcome === 'seen' ? 'seen before' : 'has the body of an earlier delivery'}: ignored`);
       return;
     }
+    const handlers = this.handlersOf(context.name, action);
     if (handlers.length === 0) return this.store.deliveryHandled(context.id);
-    this.inFlight.add(context.id);
-    const repoId = (context.payload as { repository?: { id?: number } }).repository?.id;
+    this.read(context, undefined);
+    this.enqueue(context.id, context.payload, handlers, async () => context);
+  }
+
+  /**
+   * Acts on the deliveries stored and not handled when the server last stopped (answered, then
+   * lost to a crash), in the order they came, before any new one: called once every handler is on.
+   */
+  resume(): void {
+    for (const d of this.store.pendingDeliveries()) {
+      const payload = d.payload as { action?: string; installation?: { id?: number } };
+      const handlers = this.handlersOf(d.name, payload.action);
+      if (handlers.length === 0) {
+        this.store.deliveryHandled(d.id);
+        continue;
+      }
+      this.server.log(`GitHub delivery ${d.id} (${d.name}) was not handled before the server stopped: handling it now`);
+      this.enqueue(d.id, d.payload, handlers, async () => {
+        const { Context } = await import('probot');
+        const installationId = payload.installation?.id;
+        const octokit = installationId === undefined ? await this.probot.auth() : await this.probot.auth(installationId);
+        const context = new Context({ id: d.id, name: d.name, payload: d.payload } as never, octokit, this.probot.log.child({ name: 'event', id: d.id })) as unknown as Context;
+        this.read(context, d.arrival);
+        return context;
+      });
+    }
+  }
+
+  private handlersOf(name: string, action: string | undefined): WebhookHandler[] {
+    return this.handlers.filter((h) => h.event === name || h.event === `${name}.${action}`).map((h) => h.handler);
+  }
+
+  /** Starts the delivery's arrival read at once (or takes the one stored), and keeps what it gives. */
+  private read(context: Context, stored: unknown): void {
+    const reader = this.readers.get(context.name);
+    if (!reader && stored === undefined) return;
+    const reading =
+      stored !== undefined || !reader
+        ? Promise.resolve(stored)
+        : reader(context).then((value) => {
+            if (value !== undefined && !this.closed) this.store.setArrival(context.id, value);
+            return value;
+          });
+    // A failed read is reported by the handler that awaits it (`arrival()`); not an unhandled rejection meanwhile.
+    reading.catch(() => undefined);
+    this.arrivals.set(context, reading);
+  }
+
+  /** Queues a delivery's handlers behind its repository's earlier deliveries; marks it handled once they ran. */
+  private enqueue(id: string, payload: unknown, handlers: WebhookHandler[], contextOf: () => Promise<Context>): void {
+    this.inFlight.add(id);
+    const repoId = (payload as { repository?: { id?: number } }).repository?.id;
     const key = repoId === undefined ? 'app' : `repo:${repoId}`;
     const previous = this.queues.get(key) ?? Promise.resolve();
     const next = previous.then(async () => {
-      for (const { handler } of handlers) {
+      let context: Context;
+      try {
+        context = await contextOf();
+      } catch (err) {
+        this.server.log(`GitHub delivery ${id}: could not be handled now (${errorText(err)}); it is tried again at the next start`);
+        return false;
+      }
+      for (const handler of handlers) {
         try {
           await handler(context);
         } catch (err) {
-          this.server.log(`GitHub ${context.name} delivery ${context.id}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+          this.server.log(`GitHub ${context.name} delivery ${id}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         }
       }
+      return true;
     });
-    this.queues.set(key, next);
-    this.work.add(next);
-    void next.finally(() => {
-      this.inFlight.delete(context.id);
-      if (!this.closed) this.store.deliveryHandled(context.id);
-      this.work.delete(next);
-      if (this.queues.get(key) === next) this.queues.delete(key);
+    const done = next.then((handled) => {
+      this.inFlight.delete(id);
+      if (handled && !this.closed) this.store.deliveryHandled(id);
+      this.work.delete(done);
+      if (this.queues.get(key) === done) this.queues.delete(key);
     });
+    this.queues.set(key, done);
+    this.work.add(done);
   }
 
   /**
@@ -351,6 +442,7 @@ export async function startGithubApp(server: DstackServer, settings: GithubSetti
   (await import('./run-page-links.js')).attachRunPageLinks(app);
   (await import('./check-runs.js')).attachCheckRuns(app);
   (await import('./releases.js')).attachReleases(app);
+  app.resume();
   server.app.use((req, res, next) => {
     void middleware(req, res, next);
   });

@@ -57,24 +57,60 @@ const fromRow = (r: Row): GithubRunOrigin => ({
   replyFinal: r.reply_final === 1,
 });
 
+/** A delivery kept until it is handled: what the app acts on again after a restart. */
+export interface StoredDelivery {
+  id: string;
+  /** The event (`X-GitHub-Event`). */
+  name: string;
+  payload: unknown;
+  /** What was read when it arrived, once that was done. */
+  arrival: unknown;
+}
+
 /** The GitHub App's rows in the server's store: deliveries seen, and runs' origins. */
 export class GithubStore {
   constructor(private readonly store: Store) {}
 
   /**
-   * Records a webhook delivery; false when it was seen and handled before (GitHub redelivered it),
-   * so it acts once. A delivery recorded but never handled (the server stopped in between) is taken
-   * again when it is redelivered: the caller keeps deliveries in progress from being taken twice.
+   * Records a webhook delivery with what replays it (its event name and payload, kept until it is
+   * handled): `new` to act on it; `seen` when this id was handled before (GitHub redelivered it);
+   * `same-body` when a delivery with the same body (`digest`, its SHA-256) came since `bodySince`
+   * under another id: a replayed body, recorded as handled. A delivery recorded but never handled
+   * is `new` again: the caller keeps deliveries in progress from being taken twice.
    */
-  recordDelivery(id: string, event: string, at = Date.now()): boolean {
-    if (this.store.execute('INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING', [id, event, at]) === 1) return true;
-    const [row] = this.store.query<{ handled_at: number | null }>('SELECT handled_at FROM github_deliveries WHERE id = ?', [id]);
-    return row !== undefined && row.handled_at === null;
+  recordDelivery(d: { id: string; event: string; name: string; payload: string; digest: string }, bodySince: number, at = Date.now()): 'new' | 'seen' | 'same-body' {
+    return this.store.transaction(() => {
+      const [row] = this.store.query<{ handled_at: number | null }>('SELECT handled_at FROM github_deliveries WHERE id = ?', [d.id]);
+      if (row) return row.handled_at === null ? 'new' : 'seen';
+      const [same] = this.store.query<{ id: string }>('SELECT id FROM github_deliveries WHERE body_sha256 = ? AND received_at >= ? LIMIT 1', [d.digest, bodySince]);
+      this.store.execute('INSERT INTO github_deliveries (id, event, name, payload, body_sha256, received_at, handled_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+        d.id,
+        d.event,
+        d.name,
+        same ? null : d.payload,
+        d.digest,
+        at,
+        same ? at : null,
+      ]);
+      return same ? 'same-body' : 'new';
+    });
   }
 
-  /** A delivery's work is done: a redelivery of it is ignored from now on. */
+  /** What was read when a delivery arrived (before it waited its turn), for a replay to use the same. */
+  setArrival(id: string, arrival: unknown): void {
+    this.store.execute('UPDATE github_deliveries SET arrival = ? WHERE id = ? AND handled_at IS NULL', [JSON.stringify(arrival), id]);
+  }
+
+  /** Deliveries recorded and not handled (the server stopped first), in the order they came. */
+  pendingDeliveries(): StoredDelivery[] {
+    return this.store
+      .query<{ id: string; name: string; payload: string; arrival: string | null }>('SELECT id, name, payload, arrival FROM github_deliveries WHERE handled_at IS NULL AND payload IS NOT NULL ORDER BY rowid')
+      .map((r) => ({ id: r.id, name: r.name, payload: JSON.parse(r.payload) as unknown, arrival: r.arrival === null ? undefined : (JSON.parse(r.arrival) as unknown) }));
+  }
+
+  /** A delivery's work is done: a redelivery of it is ignored from now on, and its payload is dropped. */
   deliveryHandled(id: string, at = Date.now()): void {
-    this.store.execute('UPDATE github_deliveries SET handled_at = ? WHERE id = ?', [at, id]);
+    this.store.execute('UPDATE github_deliveries SET handled_at = ?, payload = NULL, arrival = NULL WHERE id = ?', [at, id]);
   }
 
   /** Forgets deliveries older than `before`: GitHub redelivers only recent ones. */

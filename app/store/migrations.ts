@@ -153,4 +153,13 @@ export const MIGRATIONS: string[] = [
    UPDATE github_deliveries SET handled_at = received_at;`,
   // A job whose end the server recorded without all of its log (its agent was lost, say): 1.
   `ALTER TABLE jobs ADD COLUMN log_incomplete INTEGER NOT NULL DEFAULT 0;`,
+  // A webhook delivery kept until it is handled (its event name and payload), so that one answered
+  // and then lost to a restart is acted on when the server starts again; what was read on its
+  // arrival (a pull request's head); and its body's SHA-256, so that a body sent again under a new
+  // delivery id acts once.
+  `ALTER TABLE github_deliveries ADD COLUMN name TEXT;
+   ALTER TABLE github_deliveries ADD COLUMN payload TEXT;
+   ALTER TABLE github_deliveries ADD COLUMN arrival TEXT;
+   ALTER TABLE github_deliveries ADD COLUMN body_sha256 TEXT;
+   CREATE INDEX github_deliveries_by_body ON github_deliveries(body_sha256);`,
 ];

@@ -1,4 +1,4 @@
-import type { SimAsset, SimCheckRun, SimComment, SimInstallation, SimIssue, SimRelease, SimRepo, SimState, SimUser } from './sim-state.js';
+import type { SimActivity, SimAsset, SimCheckRun, SimComment, SimInstallation, SimIssue, SimRelease, SimRepo, SimState, SimUser } from './sim-state.js';
 
 /** The app as the sim registers it (GET /app). */
 export interface SimApp {
@@ -102,6 +102,11 @@ export class GithubObjects {
       allow_forking: true, web_commit_signoff_required: false, license: null, network_count: 0, subscribers_count: 0,
       ...(fork ? { parent: this.repository(fork), source: this.repository(fork) } : {}),
     };
+  }
+
+  /** One entry of the repository activity API. */
+  activity(a: SimActivity): Json {
+    return { id: a.id, node_id: nodeId('RepositoryActivity', a.id), before: a.before, after: a.after, ref: a.ref, timestamp: a.timestamp, activity_type: a.type, actor: this.user(a.actor) };
   }
 
   /** The five-field repository of `installation` payloads and token responses' short lists. */

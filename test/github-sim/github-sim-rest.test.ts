@@ -142,6 +142,29 @@ describe('github-sim REST API through Probot and Octokit', () => {
     expect((await gh.rest.pulls.get({ owner: 'acme', repo: 'ml', pull_number: pr.number })).data.head.sha).toBe(moved);
   });
 
+  it("lists a branch's pushes newest first with the time each was pushed, and lets any token read a public fork's", async () => {
+    const setup = await simWithRepo();
+    sim = setup.sim;
+    const fork = bareRepo({ 'a.txt': 'a\n' });
+    await sim.createRepo({ owner: 'mallory', name: 'ml', path: fork.work, forkOf: 'acme/ml', private: false });
+    const env = { ...process.env, GIT_AUTHOR_NAME: 'm', GIT_AUTHOR_EMAIL: 'm@x', GIT_COMMITTER_NAME: 'm', GIT_COMMITTER_EMAIL: 'm@x', GIT_COMMITTER_DATE: '2001-01-01T00:00:00Z' };
+    await run('git', ['-C', fork.work, 'commit', '--quiet', '--allow-empty', '-m', 'old-looking'], { env });
+    const pushed = (await run('git', ['-C', fork.work, 'rev-parse', 'HEAD'])).stdout.trim();
+    const before = Date.now();
+    await sim.push({ owner: 'mallory', repo: 'ml', path: fork.work, user: 'mallory' });
+    // A token of acme's installation, which does not cover mallory/ml: it reads it because it is public.
+    const { token } = sim.createToken(setup.installation.id);
+    const gh = new Octokit({ baseUrl: sim.apiUrl, auth: token });
+    const { data } = await gh.rest.repos.listActivities({ owner: 'mallory', repo: 'ml', ref: 'refs/heads/main' });
+    expect(data.map((a) => [a.activity_type, a.before, a.after, a.actor?.login])).toEqual([
+      ['push', fork.commit, pushed, 'mallory'],
+      ['branch_creation', '0000000000000000000000000000000000000000', fork.commit, 'mallory'],
+    ]);
+    // The time of the push, not the commit's date.
+    expect(Date.parse(data[0]!.timestamp)).toBeGreaterThanOrEqual(before);
+    await expect(gh.rest.repos.listActivities({ owner: 'acme', repo: 'ml', ref: 'main', activity_type: 'force_push' }).then((r) => r.data)).resolves.toEqual([]);
+  });
+
   it('moves a tag with git refs only forward unless forced', async () => {
     const setup = await simWithRepo();
     sim = setup.sim;

@@ -1,13 +1,12 @@
 import type { RefMap } from './git-store.js';
 import type { SimCore } from './sim-core.js';
-import type { SimRepo } from './sim-state.js';
+import { ZERO_SHA as ZERO, type SimRepo } from './sim-state.js';
 import type { Delivery } from './webhook-sender.js';
 
-const ZERO = '0000000000000000000000000000000000000000';
-
 /**
- * Compares the repository's refs with `before` and sends one `push` webhook per changed ref
- * (branches and tags), in ref order, as GitHub does after a push.
+ * Compares the repository's refs with `before`, records each changed branch in the repository's
+ * activity (with the time of the push) and sends one `push` webhook per changed ref (branches and
+ * tags), in ref order, as GitHub does after a push.
  */
 export async function sendPush(core: SimCore, repo: SimRepo, before: RefMap, pusher: string): Promise<Delivery[]> {
   const store = core.store(repo);
@@ -21,6 +20,10 @@ export async function sendPush(core: SimCore, repo: SimRepo, before: RefMap, pus
     const others = [...before.entries()].filter(([r]) => r !== ref && r.startsWith('refs/heads/')).map(([, sha]) => sha);
     const commits = now ? await store.pushedCommits(was, now, others) : [];
     const forced = !!was && !!now && !(await store.isAncestor(was, now));
+    if (ref.startsWith('refs/heads/')) {
+      const type = !was ? 'branch_creation' : !now ? 'branch_deletion' : forced ? 'force_push' : 'push';
+      repo.activity.push({ id: core.state.id(), ref, before: was ?? ZERO, after: now ?? ZERO, timestamp: new Date().toISOString(), type, actor: pusher });
+    }
     if (now && ref.startsWith('refs/heads/')) await movePullHeads(core, repo, ref.slice('refs/heads/'.length), now);
     const delivery = await core.sendForRepo(repo, (inst) => core.events.push(repo, inst, { ref, before: was ?? ZERO, after: now ?? ZERO, created: !was, deleted: !now, forced, commits, pusher }), 'push');
     if (delivery) deliveries.push(delivery);

@@ -9,7 +9,7 @@ import { GithubObjects, type SimApp } from './github-objects.js';
 import { RequestLog } from './request-log.js';
 import { SchemaValidator } from './schema-validator.js';
 import { GithubApiError, SimAdminError, unprocessable } from './sim-errors.js';
-import { SimState, type Permissions, type SimInstallation, type SimRepo, type SimToken } from './sim-state.js';
+import { SimState, ZERO_SHA, type Permissions, type SimInstallation, type SimRepo, type SimToken } from './sim-state.js';
 import { WebhookEvents } from './webhook-events.js';
 import { WebhookSender, type Delivery } from './webhook-sender.js';
 
@@ -95,7 +95,11 @@ export class SimCore {
     const sourceHead = await new GitStore(path.join(source, '.git')).headBranch().catch(() => null);
     const defaultBranch = sourceHead && branches.includes(sourceHead) ? sourceHead : branches.includes('main') ? 'main' : (branches[0] ?? 'main');
     await store.setHead(defaultBranch);
-    const repo: SimRepo = { id, owner, name, private: opts.private ?? true, defaultBranch, gitDir, createdAt: new Date().toISOString(), forkOf: opts.forkOf, roles: new Map() };
+    const createdAt = new Date().toISOString();
+    const activity = [...(await store.refs())]
+      .filter(([ref]) => ref.startsWith('refs/heads/'))
+      .map(([ref, sha]) => ({ id: this.state.id(), ref, before: ZERO_SHA, after: sha, timestamp: createdAt, type: 'branch_creation' as const, actor: owner }));
+    const repo: SimRepo = { id, owner, name, private: opts.private ?? true, defaultBranch, gitDir, createdAt, forkOf: opts.forkOf, roles: new Map(), activity };
     this.state.repos.set(`${owner}/${name}`.toLowerCase(), repo);
     this.stores.set(id, store);
     return repo;
@@ -144,7 +148,10 @@ export class SimCore {
     const token = this.state.tokens.get(secret);
     if (!token || token.expiresAt <= Date.now()) throw new GithubApiError(401, 'Bad credentials');
     const inst = this.state.installations.get(token.installationId);
-    if (!inst || this.state.installationFor(repo)?.id !== inst.id || (token.repositoryIds && !token.repositoryIds.includes(repo.id))) throw new GithubApiError(404, 'Not Found');
+    const covered = !!inst && this.state.installationFor(repo)?.id === inst.id && (!token.repositoryIds || token.repositoryIds.includes(repo.id));
+    // Any installation token reads a public repository, as anyone may.
+    if (!covered && !repo.private && Object.values(needed).every((l) => l === 'read')) return token;
+    if (!covered) throw new GithubApiError(404, 'Not Found');
     const entries = Object.entries(needed);
     // Every installation token can read metadata.
     const has = (perm: string, level: 'read' | 'write') => (perm === 'metadata' && level === 'read') || (token.permissions[perm] !== undefined && LEVEL[token.permissions[perm]!] >= LEVEL[level]);

@@ -1,5 +1,8 @@
 import { SimAdminError, notFound } from './sim-errors.js';
 
+/** The SHA GitHub gives for "no commit": a branch's `before` when it was created. */
+export const ZERO_SHA = '0000000000000000000000000000000000000000';
+
 /** Repository roles as GitHub names them; the permission API answers the legacy level of each. */
 export type RepoRole = 'admin' | 'maintain' | 'write' | 'triage' | 'read' | 'none';
 export type Permissions = Record<string, 'read' | 'write' | 'admin'>;
@@ -22,6 +25,20 @@ export interface SimRepo {
   /** Full name of the repository this one is a fork of. */
   forkOf?: string;
   roles: Map<string, RepoRole>;
+  /** Every change of a branch, oldest first, with the time it was pushed: the repository activity API. */
+  activity: SimActivity[];
+}
+
+/** One change of a branch as GitHub records it (`GET /repos/{owner}/{repo}/activity`). */
+export interface SimActivity {
+  id: number;
+  ref: string;
+  before: string;
+  after: string;
+  /** When the ref moved: GitHub's time, whatever the commits' dates say. */
+  timestamp: string;
+  type: 'push' | 'force_push' | 'branch_creation' | 'branch_deletion';
+  actor: string;
 }
 
 export interface SimInstallation {

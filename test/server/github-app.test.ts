@@ -127,7 +127,8 @@ async function forkPull(w: World): Promise<{ pr: { number: number }; sha: string
   fork.git('reset', '--quiet', '--hard', 'FETCH_HEAD');
   fork.git('checkout', '--quiet', '-b', 'contrib');
   const sha = fork.commit({ 'marker.txt': 'the-fork\n' }, 'from a fork');
-  await w.sim.createRepo({ owner: 'stranger', name: REPO, path: fork.dir, forkOf: `${OWNER}/${REPO}` });
+  // Public, so that the app can read its pushes (a fork's pushes are checked against the comment's time).
+  await w.sim.createRepo({ owner: 'stranger', name: REPO, path: fork.dir, forkOf: `${OWNER}/${REPO}`, private: false });
   const pr = await w.sim.createPull({ owner: OWNER, repo: REPO, head: 'stranger:contrib', title: 'fork' });
   expect(pr.head_sha).toBe(sha);
   return { pr, sha };

@@ -3,19 +3,40 @@ import { GithubStore } from '../../../app/github/github-store.js';
 import { Store } from '../../../app/store/store.js';
 import { closeAfterTest, tempDir } from '../../helpers/cli.js';
 
+const delivery = (id: string, body = `{"comment":"${id}"}`) => ({ id, event: 'issue_comment.created', name: 'issue_comment', payload: body, digest: `sha-of-${body}` });
+
 describe('GithubStore deliveries', () => {
   it('takes a delivery once, and again only when a server stopped before its work was done', () => {
     const file = `${tempDir()}/dstack.db`;
     const first = new GithubStore(closeAfterTest(new Store(file)));
-    expect(first.recordDelivery('d-1', 'issue_comment.created')).toBe(true);
-    expect(first.recordDelivery('d-2', 'issue_comment.created')).toBe(true);
+    expect(first.recordDelivery(delivery('d-1'), 0)).toBe('new');
+    expect(first.recordDelivery(delivery('d-2'), 0)).toBe('new');
     first.deliveryHandled('d-1');
-    expect(first.recordDelivery('d-1', 'issue_comment.created')).toBe(false);
-    // A restarted server (the same database): d-2 was taken but never done, so its redelivery acts.
+    expect(first.recordDelivery(delivery('d-1'), 0)).toBe('seen');
+    // A restarted server (the same database): d-2 was taken but never done, so it is pending with its payload.
     const second = new GithubStore(closeAfterTest(new Store(file)));
-    expect(second.recordDelivery('d-1', 'issue_comment.created')).toBe(false);
-    expect(second.recordDelivery('d-2', 'issue_comment.created')).toBe(true);
+    expect(second.pendingDeliveries()).toEqual([{ id: 'd-2', name: 'issue_comment', payload: { comment: 'd-2' }, arrival: undefined }]);
+    expect(second.recordDelivery(delivery('d-1'), 0)).toBe('seen');
+    expect(second.recordDelivery(delivery('d-2'), 0)).toBe('new');
     second.deliveryHandled('d-2');
-    expect(second.recordDelivery('d-2', 'issue_comment.created')).toBe(false);
+    expect(second.recordDelivery(delivery('d-2'), 0)).toBe('seen');
+    expect(second.pendingDeliveries()).toEqual([]);
+  });
+
+  it('keeps what was read on arrival with a pending delivery, in the order deliveries came', () => {
+    const store = new GithubStore(closeAfterTest(new Store(`${tempDir()}/dstack.db`)));
+    for (const id of ['d-b', 'd-a', 'd-c']) store.recordDelivery(delivery(id), 0);
+    store.setArrival('d-a', { sha: 'abc' });
+    expect(store.pendingDeliveries().map((d) => [d.id, d.arrival])).toEqual([['d-b', undefined], ['d-a', { sha: 'abc' }], ['d-c', undefined]]);
+  });
+
+  it('takes a body sent again under a new delivery id as handled, until the body is older than the window', () => {
+    const store = new GithubStore(closeAfterTest(new Store(`${tempDir()}/dstack.db`)));
+    expect(store.recordDelivery(delivery('d-1', '{"same":1}'), 0, 1000)).toBe('new');
+    expect(store.recordDelivery(delivery('d-2', '{"same":1}'), 500, 2000)).toBe('same-body');
+    expect(store.pendingDeliveries().map((d) => d.id)).toEqual(['d-1']);
+    expect(store.recordDelivery(delivery('d-2', '{"same":1}'), 500, 2000)).toBe('seen');
+    // The first body was received at 1000: a window starting after it forgets the body.
+    expect(store.recordDelivery(delivery('d-3', '{"same":1}'), 2500, 3000)).toBe('new');
   });
 });

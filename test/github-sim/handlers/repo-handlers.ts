@@ -45,6 +45,22 @@ export const repoHandlers: RestHandlers = {
     },
   },
 
+  'repos/list-activities': {
+    auth: 'repo',
+    permissions: { metadata: 'read' },
+    async handle({ sim, repo, query }) {
+      // Newest first, as GitHub lists them; `ref` is a branch's name or full ref. One page only (no cursors).
+      const ref = query.get('ref');
+      const type = query.get('activity_type');
+      const perPage = Math.min(Number(query.get('per_page') ?? 30) || 30, 100);
+      const entries = repo.activity
+        .filter((a) => (!ref || a.ref === (ref.startsWith('refs/') ? ref : `refs/heads/${ref}`)) && (!type || a.type === type))
+        .reverse()
+        .slice(0, perPage);
+      return { status: 200, body: entries.map((a) => sim.objects.activity(a)) };
+    },
+  },
+
   'pulls/get': {
     auth: 'repo',
     permissions: { pull_requests: 'read' },

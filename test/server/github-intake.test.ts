@@ -1,0 +1,235 @@
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
+import { startGithubSim, type GithubSim } from '../github-sim/start-github-sim.js';
+import { userApi } from '../helpers/api.js';
+import { tempDir, waitFor, writeFiles } from '../helpers/cli.js';
+import { createToken, startServer, type ServerProc } from '../helpers/server.js';
+
+// How the GitHub App takes in deliveries when someone tries to make it act twice, lose work, or
+// run a commit pushed after the comment that asked for it. Real dstack-app processes, the fake GitHub.
+
+const GIT_IDENTITY = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' };
+const OWNER = 'octo';
+const REPO = 'models';
+const FILES = { '.dstack/workflows.yaml': 'workflows:\n  - name: hello\n    provider: bash\n    commands:\n      - echo hello ${{ run.args }}\n', 'marker.txt': 'main\n' };
+
+interface PublicRun {
+  run: { name: string; args: string; source: { commit: string } | null };
+}
+
+interface SimComment {
+  body: string;
+  user: { login: string };
+}
+
+/** A git work tree with FILES committed on `main`. */
+function workTree() {
+  const dir = tempDir('dstack-intake-work-');
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8', env: { ...process.env, ...GIT_IDENTITY } }).trim();
+  git('init', '--quiet', '-b', 'main');
+  writeFiles(dir, FILES);
+  git('add', '-A');
+  git('commit', '--quiet', '-m', 'first');
+  /** Commits `files`; `date` sets the commit's author and committer dates, as anyone pushing may. */
+  const commit = (files: Record<string, string>, date?: string) => {
+    writeFiles(dir, files);
+    git('add', '-A');
+    execFileSync('git', ['commit', '--quiet', '-m', 'more'], { cwd: dir, env: { ...process.env, ...GIT_IDENTITY, ...(date ? { GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date } : {}) } });
+    return git('rev-parse', 'HEAD');
+  };
+  return { dir, git, commit };
+}
+
+const sims: GithubSim[] = [];
+afterEach(async () => {
+  for (const sim of sims.splice(0)) await sim.close().catch(() => {});
+});
+
+/** octo/models (public) with the app installed, and a real dstack-app for it (no agent: runs stay queued). */
+async function world() {
+  const sim = await startGithubSim();
+  sims.push(sim);
+  const tree = workTree();
+  await sim.createRepo({ owner: OWNER, name: REPO, path: tree.dir, private: false });
+  await sim.createInstallation({ account: OWNER });
+  const dataDir = tempDir('dstack-intake-server-');
+  const { token } = await createToken(dataDir, OWNER, 'user');
+  const w = {
+    sim,
+    tree,
+    server: undefined as unknown as ServerProc,
+    /** Starts dstack-app on the data folder (again, after a kill) and points the sim's webhooks at it. */
+    async start() {
+      w.server = await startServer(dataDir, sim.env());
+      sim.setWebhookUrl(`${w.server.url}/api/github/webhooks`);
+    },
+    runs: async () => (await userApi(w.server.url, token).call<{ runs: PublicRun[] }>('GET', '/api/runs')).runs,
+  };
+  await w.start();
+  onTestFailed(() => {
+    process.stderr.write(`--- comments:\n${JSON.stringify(comments(w).map((c) => `${c.user.login}: ${c.body}`), null, 1)}\n--- dstack-app output:\n${w.server.output()}\n`);
+  });
+  return w;
+}
+
+const comments = (w: { sim: GithubSim }) => w.sim.comments({ owner: OWNER, repo: REPO }) as unknown as SimComment[];
+const runComments = (w: { sim: GithubSim }) => comments(w).filter((c) => c.user.login === w.sim.botLogin && c.body.includes('dstack-run'));
+/** Waits for `check` to give something (not false or undefined), and gives it. */
+async function until<T>(check: () => T | false | undefined | Promise<T | false | undefined>, what: string): Promise<T> {
+  return (await waitFor(check, 30_000, what)) as T;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** stranger/models, a public fork of octo/models with a branch `contrib`, and a pull request from it. */
+async function forkPull(w: Awaited<ReturnType<typeof world>>) {
+  const fork = workTree();
+  fork.git('fetch', '--quiet', w.tree.dir, 'main');
+  fork.git('reset', '--quiet', '--hard', 'FETCH_HEAD');
+  fork.git('checkout', '--quiet', '-b', 'contrib');
+  const first = fork.commit({ 'marker.txt': 'reviewed\n' });
+  await w.sim.createRepo({ owner: 'stranger', name: REPO, path: fork.dir, forkOf: `${OWNER}/${REPO}`, private: false });
+  const pr = await w.sim.createPull({ owner: OWNER, repo: REPO, head: 'stranger:contrib', title: 'fork', user: 'stranger' });
+  expect(pr.head_sha).toBe(first);
+  /** The fork's author pushes a new commit to the pull request's branch (dated `date`). */
+  const push = async (date?: string) => {
+    const sha = fork.commit({ 'marker.txt': 'swapped after review\n' }, date);
+    await w.sim.push({ owner: 'stranger', repo: REPO, path: fork.dir, refspecs: ['refs/heads/contrib:refs/heads/contrib'], user: 'stranger' });
+    return sha;
+  };
+  return { number: pr.number, first, push };
+}
+
+describe('the GitHub App taking in deliveries', () => {
+  it('acts on every command answered before a kill -9 once the server starts again on the same data, each exactly once', async () => {
+    const w = await world();
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'queue' });
+    // The first comment's handler waits 4 s on a rate limit, so the next two wait in the repository's queue.
+    w.sim.faults.failNext('rate-limit-429', 1, ['reactions/create-for-issue-comment'], 4);
+    for (const word of ['one', 'two', 'three']) {
+      const c = await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: `/dstack run hello ${word}` });
+      expect(c.delivery?.status).toBe(200);
+    }
+    expect(await w.runs()).toEqual([]);
+    await w.server.kill();
+
+    await w.start();
+    const runs = await until(async () => {
+      const list = await w.runs();
+      return list.length >= 3 && list;
+    }, 'three runs');
+    expect(runs.map((r) => r.run.args).sort()).toEqual(['one', 'three', 'two']);
+    await waitFor(() => runComments(w).length >= 3, 30_000, 'three run comments');
+    // Nothing more comes: each was acted on once.
+    await sleep(1500);
+    expect(await w.runs()).toHaveLength(3);
+    expect(runComments(w)).toHaveLength(3);
+    expect(w.server.output()).toMatch(/GitHub delivery \S+ \(issue_comment\) was not handled before the server stopped: handling it now/);
+  });
+
+  it('acts once on a signed body sent again under a new delivery id, and answers the copy 200', async () => {
+    const w = await world();
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'replayed' });
+    const real = await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    await waitFor(async () => (await w.runs()).length === 1, 30_000, 'the run');
+    const payload = (w.sim.deliveries() as { id: string; payload: unknown }[]).find((d) => d.id === real.delivery!.id)!.payload;
+    const body = JSON.stringify(payload);
+    const copy = crypto.randomUUID();
+    const res = await fetch(`${w.server.url}/api/github/webhooks`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': 'issue_comment',
+        'x-github-delivery': copy,
+        'x-hub-signature-256': `sha256=${crypto.createHmac('sha256', w.sim.webhookSecret).update(body).digest('hex')}`,
+      },
+      body,
+    });
+    expect(res.status).toBe(200);
+    await sleep(1500);
+    expect(await w.runs()).toHaveLength(1);
+    expect(w.server.output()).toContain(`GitHub delivery ${copy} (issue_comment) has the body of an earlier delivery: ignored`);
+  });
+
+  it("runs a fork's pull request at the head of the comment's time when its author pushes 0.4 s later while the command waits behind theirs", async () => {
+    const w = await world();
+    const pr = await forkPull(w);
+    // The fork's author fills the repository's queue first: their first command's handler waits 4 s on a rate limit.
+    w.sim.faults.failNext('rate-limit-429', 1, ['reactions/create-for-issue-comment'], 4);
+    for (let i = 0; i < 3; i++) await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'stranger', body: '/dstack run hello' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello reviewed' });
+    await sleep(400);
+    const pushed = await pr.push();
+    const outcome = await waitFor(async () => {
+      const [run] = await w.runs();
+      return run?.run.source?.commit ?? comments(w).find((c) => c.body.startsWith('@alice'))?.body;
+    }, 30_000, "alice's run or a refusal");
+    // Either the commit alice saw, or nothing with both SHAs: never the one pushed after her comment.
+    expect([pr.first, `@alice the head of #${pr.number} changed after your comment: it was \`${pr.first}\` when you wrote it and is \`${pushed}\` now, so \`/dstack run hello reviewed\` did nothing; comment again to run the new head.`]).toContain(outcome);
+    await sleep(1000);
+    expect((await w.runs()).map((r) => r.run.source?.commit)).not.toContain(pushed);
+  });
+
+  it("refuses with both SHAs a fork's pull request pushed between the comment and the delivery's arrival, whatever the commit's date", async () => {
+    const w = await world();
+    const pr = await forkPull(w);
+    const url = `${w.server.url}/api/github/webhooks`;
+    // The delivery does not get through at first (GitHub had trouble reaching the server)...
+    w.sim.setWebhookUrl(null);
+    const comment = await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    expect(comment.delivery?.status).toBeNull();
+    // ...the fork's author pushes a commit dated a year before, then the delivery arrives.
+    const pushed = await pr.push(new Date(Date.now() - 365 * 24 * 3600 * 1000).toISOString());
+    w.sim.setWebhookUrl(url);
+    expect((await w.sim.redeliver(comment.delivery!.id))?.status).toBe(200);
+    const refusal = await waitFor(() => comments(w).find((c) => c.body.startsWith('@alice'))?.body, 30_000, 'the refusal');
+    expect(refusal).toBe(`@alice the head of #${pr.number} changed after your comment: it was \`${pr.first}\` when you wrote it and is \`${pushed}\` now, so \`/dstack run hello\` did nothing; comment again to run the new head.`);
+    expect(await w.runs()).toEqual([]);
+
+    // Commenting again runs the new head.
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    const [run] = await until(async () => {
+      const list = await w.runs();
+      return list.length === 1 && list;
+    }, 'the run of the new head');
+    expect(run!.run.source?.commit).toBe(pushed);
+  });
+
+  it("runs a command replayed after a kill -9 at the head read when it arrived, though the fork's author pushed while the server was down", async () => {
+    const w = await world();
+    const pr = await forkPull(w);
+    // The fork's author's help request holds the queue (a 4 s rate limit), so alice's command waits behind it.
+    w.sim.faults.failNext('rate-limit-429', 1, ['reactions/create-for-issue-comment'], 4);
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'stranger', body: '/dstack help' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    // Her command's head was read on arrival (the only activity read: help reads none).
+    await waitFor(() => w.sim.requests.count('repos/list-activities') === 1, 10_000, 'the head read on arrival');
+    await sleep(200);
+    expect(await w.runs()).toEqual([]);
+    await w.server.kill();
+    await pr.push();
+
+    await w.start();
+    const [run] = await until(async () => {
+      const list = await w.runs();
+      return list.length === 1 && list;
+    }, 'the replayed run');
+    expect(run!.run.source?.commit).toBe(pr.first);
+  });
+
+  it("re-runs a check run at its own commit after the fork's author pushed a newer head", async () => {
+    const w = await world();
+    const pr = await forkPull(w);
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    const check = await until(() => w.sim.checkRuns({ owner: OWNER, repo: REPO })[0] as { id: number; head_sha: string } | undefined, 'the check run');
+    expect(check.head_sha).toBe(pr.first);
+    const pushed = await pr.push();
+    await w.sim.rerequestCheckRun(check.id, 'alice');
+    const runs = await until(async () => {
+      const list = await w.runs();
+      return list.length === 2 && list;
+    }, 'the re-run');
+    expect(runs.map((r) => r.run.source?.commit)).toEqual([pr.first, pr.first]);
+    expect(runs.map((r) => r.run.source?.commit)).not.toContain(pushed);
+  });
+});
