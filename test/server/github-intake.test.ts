@@ -104,8 +104,8 @@ describe('the GitHub App taking in deliveries', () => {
   it('acts on every command answered before a kill -9 once the server starts again on the same data, each exactly once', async () => {
     const w = await world();
     const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'queue' });
-    // The first comment's handler waits 4 s on a rate limit, so the next two wait in the repository's queue.
-    w.sim.faults.failNext('rate-limit-429', 1, ['reactions/create-for-issue-comment'], 4);
+    // The first comment's question of its author's permission waits 4 s on a rate limit, so the next two wait in the repository's queue.
+    w.sim.faults.failNext('rate-limit-429', 1, ['repos/get-collaborator-permission-level'], 4);
     for (const word of ['one', 'two', 'three']) {
       const c = await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: `/dstack run hello ${word}` });
       expect(c.delivery?.status).toBe(200);
@@ -154,8 +154,8 @@ describe('the GitHub App taking in deliveries', () => {
   it("runs a fork's pull request at the head of the comment's time when its author pushes 0.4 s later while the command waits behind theirs", async () => {
     const w = await world();
     const pr = await forkPull(w);
-    // The fork's author fills the repository's queue first: their first command's handler waits 4 s on a rate limit.
-    w.sim.faults.failNext('rate-limit-429', 1, ['reactions/create-for-issue-comment'], 4);
+    // The fork's author fills the repository's queue first: the question of their permission waits 4 s on a rate limit.
+    w.sim.faults.failNext('rate-limit-429', 1, ['repos/get-collaborator-permission-level'], 4);
     for (let i = 0; i < 3; i++) await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'stranger', body: '/dstack run hello' });
     await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello reviewed' });
     await sleep(400);
@@ -198,8 +198,8 @@ describe('the GitHub App taking in deliveries', () => {
   it("runs a command replayed after a kill -9 at the head read when it arrived, though the fork's author pushed while the server was down", async () => {
     const w = await world();
     const pr = await forkPull(w);
-    // The fork's author's help request holds the queue (a 4 s rate limit), so alice's command waits behind it.
-    w.sim.faults.failNext('rate-limit-429', 1, ['reactions/create-for-issue-comment'], 4);
+    // The question of the fork's author's permission holds the queue (a 4 s rate limit), so alice's command waits behind it.
+    w.sim.faults.failNext('rate-limit-429', 1, ['repos/get-collaborator-permission-level'], 4);
     await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'stranger', body: '/dstack help' });
     await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
     // Her command's head was read on arrival (the only activity read: help reads none).
