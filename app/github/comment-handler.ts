@@ -9,7 +9,7 @@ import { errorText, type GithubApp } from './github-app.js';
 import type { GithubRepository } from './github-runs.js';
 import { RefusalLimiter } from './refusal-limiter.js';
 import { headUnchanged, pullHeadAtComment, type PullHeadAtComment } from './pull-head.js';
-import { permissionOf, WRITERS } from './repo-permission.js';
+import { WRITERS } from './repo-permission.js';
 
 /**
  * What acts on new comments on pull requests and issues: their `/dstack` commands, in order. Run,
@@ -51,7 +51,7 @@ export function commentHandler(app: GithubApp): (context: Context<'issue_comment
           );
     let role: string;
     try {
-      role = await permissionOf(octokit, repo, user);
+      role = await app.permissions.of(octokit, repo, user);
     } catch (err) {
       app.background(Promise.all([react('confused'), reply(`@${user} could not ask GitHub for your permission on ${fullName}, so nothing ran; comment again in a while:\n\n\`\`\`\n${errorText(err)}\n\`\`\``)]).then(() => undefined));
       return;
@@ -103,12 +103,16 @@ function actsOn(payload: Context<'issue_comment'>['payload']): boolean {
 /**
  * Read the moment a comment's delivery arrives (before it waits behind the repository's other
  * deliveries): the pull request's head, and what it was when the comment was written. Only for a
- * new comment with `/dstack run` on a pull request.
+ * new comment with `/dstack run` on a pull request by a user with write permission.
  */
-export async function readPullHeadOnArrival(context: Context<'issue_comment'>): Promise<PullHeadAtComment | undefined> {
+export async function readPullHeadOnArrival(app: GithubApp, context: Context<'issue_comment'>): Promise<PullHeadAtComment | undefined> {
   const { payload } = context;
   if (!actsOn(payload) || !payload.issue.pull_request || !commentCommands(payload.comment.body ?? '').some((c) => c.name === 'run')) return undefined;
-  return pullHeadAtComment(context.octokit, { owner: payload.repository.owner.login, repo: payload.repository.name }, payload.issue.number, payload.comment.created_at);
+  const repo = { owner: payload.repository.owner.login, repo: payload.repository.name };
+  // Only a writer's command can run: a flood of others' comments costs no reads of heads and pushes.
+  const user = payload.comment.user?.login ?? payload.sender.login;
+  if (!WRITERS.has(await app.permissions.of(context.octokit, repo, user))) return undefined;
+  return pullHeadAtComment(context.octokit, repo, payload.issue.number, payload.comment.created_at);
 }
 
 /**

@@ -12,6 +12,7 @@ import type { GithubSettings } from './github-settings.js';
 import { GithubRuns, type GithubRunRequest } from './github-runs.js';
 import { GithubStore, type GithubRunOrigin } from './github-store.js';
 import { handlePush } from './push-handler.js';
+import { RepoPermissions } from './repo-permission.js';
 import { RunCommentUpdater, runCommentBody } from './run-comment.js';
 
 /** Where GitHub sends webhooks (Probot's default path). */
@@ -66,6 +67,8 @@ export type RunPageUrl = (runName: string) => string | undefined;
 export class GithubApp {
   readonly store: GithubStore;
   readonly runs: GithubRuns;
+  /** Users' roles on repositories, those without write access remembered for a minute. */
+  readonly permissions = new RepoPermissions();
   readonly service: RunService;
   private readonly submitted = new Set<(event: RunSubmitted) => void | Promise<void>>();
   private readonly tagged = new Set<(event: RunTagged) => Promise<void>>();
@@ -118,7 +121,7 @@ export class GithubApp {
       const origin = this.store.origin(run.name);
       return origin ? this.repositoryToken(origin.installationId, origin.repoId) : undefined;
     });
-    this.onArrival('issue_comment', (context) => readPullHeadOnArrival(context as Context<'issue_comment'>));
+    this.onArrival('issue_comment', (context) => readPullHeadOnArrival(this, context as Context<'issue_comment'>));
     this.on('issue_comment', commentHandler(this));
     this.on('push', (context) => handlePush(this, context));
     this.on('installation', async (context) => {

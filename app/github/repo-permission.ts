@@ -19,3 +19,40 @@ export async function permissionOf(octokit: ProbotOctokit, repo: { owner: string
     throw err;
   }
 }
+
+/** How long a role without write access is remembered (a new writer waits at most this long). */
+export const READER_ROLE_KEPT_MS = 60_000;
+
+/**
+ * permissionOf with a memory of users who may not write: a flood of comments from one of them asks
+ * GitHub once a minute, not once per comment, so it neither holds the repository's queue nor spends
+ * the installation's rate limit. Writers are asked every time: a revoked writer must stop at once.
+ * Concurrent questions about one user share one request.
+ */
+export class RepoPermissions {
+  private readonly readers = new Map<string, { role: string; at: number }>();
+  private readonly asking = new Map<string, Promise<string>>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  async of(octokit: ProbotOctokit, repo: { owner: string; repo: string }, username: string): Promise<string> {
+    const key = `${repo.owner}/${repo.repo}@${username}`.toLowerCase();
+    const known = this.readers.get(key);
+    if (known && this.now() - known.at < READER_ROLE_KEPT_MS) return known.role;
+    const pending = this.asking.get(key);
+    if (pending) return pending;
+    const asked = permissionOf(octokit, repo, username).finally(() => this.asking.delete(key));
+    this.asking.set(key, asked);
+    const role = await asked;
+    if (WRITERS.has(role)) this.readers.delete(key);
+    else this.remember(key, role);
+    return role;
+  }
+
+  private remember(key: string, role: string): void {
+    this.readers.delete(key);
+    // Bounded: the oldest go first (a Map keeps its insertion order).
+    if (this.readers.size >= 10_000) this.readers.delete(this.readers.keys().next().value!);
+    this.readers.set(key, { role, at: this.now() });
+  }
+}

@@ -84,7 +84,8 @@ export class LocalClient implements DstackClient {
     const pid = executor && isExecutorAlive(executor) ? executorPid(executor) : undefined;
     // This process is about to run it (Ctrl+C came before its jobs did): stop it once it starts.
     if (pid === process.pid) this.stopFirst.set(name, this.stopFirst.get(name) === 'abort' ? 'abort' : mode);
-    else if (pid) process.kill(pid, mode === 'abort' ? 'SIGTERM' : 'SIGINT');
+    // SIGHUP is the signal onStopSignals (commands/run.ts) takes as an abort at once; SIGTERM stops, as Ctrl+C.
+    else if (pid) process.kill(pid, mode === 'abort' ? 'SIGHUP' : 'SIGINT');
   }
 
   async waitForEnd(name: string, ms: number): Promise<RunView | undefined> {

@@ -118,16 +118,20 @@ export async function executeDetached(runName: string): Promise<number> {
   }
 }
 
-/** SIGINT (Ctrl+C) stops, SIGTERM and SIGHUP abort; returns what removes the handlers. */
+/**
+ * SIGINT (Ctrl+C) and SIGTERM stop (a service manager's SIGTERM asks for the same graceful end as a
+ * user's Ctrl+C; the second of either aborts); SIGHUP aborts, since the terminal that could say
+ * more is gone. Returns what removes the handlers.
+ */
 function onStopSignals(handler: (mode: StopMode) => void): () => void {
-  const onInt = () => handler('stop');
-  const onTerm = () => handler('abort');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  process.on('SIGHUP', onTerm);
+  const onStop = () => handler('stop');
+  const onHangUp = () => handler('abort');
+  process.on('SIGINT', onStop);
+  process.on('SIGTERM', onStop);
+  process.on('SIGHUP', onHangUp);
   return () => {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
-    process.off('SIGHUP', onTerm);
+    process.off('SIGINT', onStop);
+    process.off('SIGTERM', onStop);
+    process.off('SIGHUP', onHangUp);
   };
 }

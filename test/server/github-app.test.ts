@@ -265,6 +265,20 @@ describe('the GitHub App', () => {
     );
   });
 
+  it("asks GitHub once about a reader who floods a pull request with comments, reads no head for them, and still answers a writer's run", async () => {
+    const w = await world(FILES, { agent: false });
+    const pr = await pullRequest(w, 'feature', { 'marker.txt': 'pr\n' });
+    for (let i = 0; i < 20; i++) await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'mallory', permission: 'read', body: '/dstack run hello' });
+    await until(() => comments(w).filter((c) => c.user.login === 'mallory' && c.reactions_list.length > 0).length === 20, 'a reaction to each of the reader\'s comments');
+    expect(w.sim.requests.count('repos/get-collaborator-permission-level')).toBe(1);
+    expect(w.sim.requests.count('pulls/get')).toBe(0);
+    expect(w.sim.requests.count('repos/list-activities')).toBe(0);
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    await until(async () => (await runs(w)).length === 1, "the writer's run");
+    await until(() => botComments(w).find((c) => c.body.startsWith('@mallory')), "the reader's one refusal");
+    expect(botComments(w).filter((c) => c.body.startsWith('@mallory'))).toHaveLength(1);
+  });
+
   it("answers a writer's several commands in one reply, each outcome in order", async () => {
     const w = await world(FILES, { agent: false });
     const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'several' });
