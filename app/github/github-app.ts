@@ -5,6 +5,7 @@ import type { Context, Probot, ProbotOctokit } from 'probot';
 import { DstackError } from '../../shared/errors.js';
 import { isFinal } from '../../shared/job-status.js';
 import type { RunService, RunView } from '../run-service.js';
+import { bodyLimit } from '../server/body-limit.js';
 import type { DstackServer } from '../server/server.js';
 import type { JobRow } from '../store/store.js';
 import { commentHandler, readPullHeadOnArrival } from './comment-handler.js';
@@ -17,6 +18,9 @@ import { RunCommentUpdater, runCommentBody } from './run-comment.js';
 
 /** Where GitHub sends webhooks (Probot's default path). */
 export const WEBHOOKS_PATH = '/api/github/webhooks';
+
+/** The largest webhook delivery GitHub sends (its documented cap on payloads). */
+const MAX_DELIVERY_BYTES = 25 * 1024 * 1024;
 
 /** Deliveries are remembered this long: GitHub redelivers only recent ones. */
 const DELIVERIES_KEPT_MS = 14 * 24 * 60 * 60 * 1000;
@@ -446,6 +450,8 @@ export async function startGithubApp(server: DstackServer, settings: GithubSetti
   (await import('./check-runs.js')).attachCheckRuns(app);
   (await import('./releases.js')).attachReleases(app);
   app.resume();
+  // GitHub sends at most 25 MB in a delivery: a longer one declared is answered 413 at once, unread.
+  server.app.post(WEBHOOKS_PATH, bodyLimit(MAX_DELIVERY_BYTES, 'the delivery', 'GitHub sends at most 25 MB'));
   server.app.use((req, res, next) => {
     void middleware(req, res, next);
   });

@@ -1,8 +1,9 @@
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type DstackServer } from '../../app/server/server.js';
 import type { ResolvedWorkflow } from '../../shared/workflow/types.js';
 import { tempDir } from '../helpers/cli.js';
+import { headOnly } from '../helpers/raw-http.js';
 import { workflow } from '../helpers/service.js';
 
 const servers: DstackServer[] = [];
@@ -30,24 +31,6 @@ async function serve() {
     return call('POST', '/api/runs', JSON.stringify(body));
   };
   return { server, port, token, call, submit };
-}
-
-/** Sends a request's head only, as a raw socket does, and resolves with what comes back within `ms` ('' if nothing does). */
-function headOnly(port: number, head: string, ms = 3000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(head));
-    let got = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(got);
-    }, ms);
-    socket.on('data', (d) => (got += d.toString()));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(got);
-    });
-    socket.on('error', reject);
-  });
 }
 
 describe('the user API', () => {

@@ -7,6 +7,7 @@ import { startGithubSim, type GithubSim } from '../github-sim/start-github-sim.j
 import { userApi } from '../helpers/api.js';
 import { cli, FIXTURE_BIN, tempDir, waitFor, writeFiles } from '../helpers/cli.js';
 import { UNTRUSTED_ON_HOST } from '../../agent/runner-agent.js';
+import { headOnly } from '../helpers/raw-http.js';
 import { createToken, startAgent, startServer, type ServerProc } from '../helpers/server.js';
 
 const GIT_IDENTITY = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' };
@@ -367,6 +368,15 @@ describe('the GitHub App', () => {
     await new Promise((r) => setTimeout(r, 1000));
     expect(await runs(w)).toEqual([]);
     expect(botComments(w)).toEqual([]);
+  });
+
+  it('answers a delivery declared longer than GitHub ever sends (25 MB) with 413 at once, from its header', async () => {
+    const w = await world(FILES, { agent: false });
+    const started = Date.now();
+    const answer = await headOnly(Number(new URL(w.server.url).port), `POST /api/github/webhooks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: issue_comment\r\nX-GitHub-Delivery: ${crypto.randomUUID()}\r\nContent-Length: 2000000000\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n/);
+    expect(answer.slice(answer.indexOf('\r\n\r\n') + 4)).toBe(`{"error":"the delivery of 2000000000 bytes is over the ${25 << 20}-byte limit; GitHub sends at most 25 MB","code":"DSTACK_ERR_USAGE"}`);
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('runs a fork pull request because a writer asked, at the fork head, with the token fetched by the agent and shown nowhere', async () => {
