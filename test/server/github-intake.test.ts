@@ -192,6 +192,27 @@ describe('the GitHub App taking in deliveries', () => {
     expect(runs.map((r) => [r.run.name, r.status])).toEqual([[first!.run.name, 'submitted']]);
   });
 
+  it("starts a check run's re-run once when the server is killed -9 before the re-run's comment is made", async () => {
+    const w = await world();
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 're-run' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    const check = await until(() => w.sim.checkRuns({ owner: OWNER, repo: REPO })[0] as { id: number } | undefined, 'the check run');
+    await waitFor(() => runComments(w).length === 1, 10_000, "the run's comment");
+    // The re-run's own comment waits 6 s on a rate limit: the re-run is stored, its delivery not yet handled.
+    w.sim.faults.failNext('rate-limit-429', 1, ['issues/create-comment'], 6);
+    await w.sim.rerequestCheckRun(check.id, 'alice');
+    await waitFor(() => w.sim.requests.count('issues/create-comment') === 2, 10_000, "the re-run's comment to be held");
+    expect(await w.runs()).toHaveLength(2);
+    await w.server.kill();
+
+    await w.start();
+    await waitFor(() => runComments(w).length >= 2, 30_000, "the re-run's comment");
+    await sleep(1500);
+    const runs = await w.runs();
+    expect(runs).toHaveLength(2);
+    for (const run of runs) expect(runComments(w).filter((c) => c.body.includes(`<!-- dstack-run ${run.run.name} -->`))).toHaveLength(1);
+  });
+
   it('acts once on a signed body sent again under a new delivery id, and answers the copy 200', async () => {
     const w = await world();
     const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'replayed' });
