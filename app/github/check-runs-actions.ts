@@ -35,6 +35,9 @@ export async function handleCheckRunEvent(checks: CheckRuns, context: Context<'c
   const runName = job.run_name;
   try {
     if (payload.action === 'rerequested') {
+      // One re-run per delivery: a replay after a restart finds the one it started.
+      const key = `${context.id}#0`;
+      if (await app.startedBefore(octokit, key)) return;
       const view = app.service.view(runName);
       const started = await app.startRun(octokit, {
         installationId: origin.installationId,
@@ -50,6 +53,7 @@ export async function handleCheckRunEvent(checks: CheckRuns, context: Context<'c
         sender: user,
         // The same code as the run it repeats: a fork's pull request stays one.
         untrusted: app.service.sourceOf(view.run)?.untrusted === true,
+        key,
       });
       app.server.log(`check run ${payload.check_run.id}: ${user} re-ran ${job.workflow} of ${runName} as ${started.run.name}`);
     } else if (what === ACTION_STOP) {

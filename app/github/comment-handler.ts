@@ -42,11 +42,13 @@ export function commentHandler(app: GithubApp): (context: Context<'issue_comment
         () => undefined,
         (err: unknown) => app.server.log(`could not react to comment ${payload.comment.id}: ${errorText(err)}`),
       );
+    // The comment's one reply, recorded once posted: a replay of the delivery after a restart
+    // (which runs nothing twice, see run()) does not post it again.
     const reply = (body: string | undefined) =>
-      body === undefined
+      body === undefined || app.store.replied(context.id)
         ? Promise.resolve()
         : octokit.rest.issues.createComment({ ...repo, issue_number: issueNumber, body }).then(
-            () => undefined,
+            () => app.store.setReplied(context.id),
             (err: unknown) => app.server.log(`could not reply on ${fullName}#${issueNumber}: ${errorText(err)}`),
           );
     let role: string;
@@ -69,13 +71,13 @@ export function commentHandler(app: GithubApp): (context: Context<'issue_comment
     if (commands.length > MAX_COMMANDS) return reply(tooManyReply(user, commands.length));
     const repository: GithubRepository = { id: payload.repository.id, owner: repo.owner, name: repo.repo, cloneUrl: payload.repository.clone_url };
     const outcomes: CommandOutcome[] = [];
-    for (const command of commands) {
+    for (const [n, command] of commands.entries()) {
       const { line } = command;
       try {
         if (command.name === 'help') outcomes.push({ line, said: COMMENT_HELP });
         else if (command.name === 'invalid') outcomes.push({ line, invalid: command.error });
         else if (command.name === 'run') {
-          const started = await run(app, context, command, repository, user);
+          const started = await run(app, context, command, `${context.id}#${n}`, repository, user);
           outcomes.push(typeof started === 'string' ? { line, said: started } : { line, started: started.run.name });
         }
         else if (command.name === 'stop') outcomes.push({ line, said: stop(app, command, repository, issueNumber) });
@@ -117,10 +119,13 @@ export async function readPullHeadOnArrival(app: GithubApp, context: Context<'is
 
 /**
  * `/dstack run`: on a pull request, at its head when the comment was written (read on arrival), or
- * nothing and a reply with both SHAs when the head moved since; on an issue, the default branch's head.
+ * nothing and a reply with both SHAs when the head moved since; on an issue, the default branch's
+ * head. `key` is the command in its delivery: the run it started before a restart, if any, is the answer.
  */
-async function run(app: GithubApp, context: Context<'issue_comment'>, command: Extract<CommentCommand, { name: 'run' }>, repository: GithubRepository, user: string): Promise<RunView | string> {
+async function run(app: GithubApp, context: Context<'issue_comment'>, command: Extract<CommentCommand, { name: 'run' }>, key: string, repository: GithubRepository, user: string): Promise<RunView | string> {
   const { payload, octokit } = context;
+  const before = await app.startedBefore(octokit, key);
+  if (before) return before;
   const repo = { owner: repository.owner, repo: repository.name };
   let sha: string;
   let branch: string;
@@ -150,6 +155,7 @@ async function run(app: GithubApp, context: Context<'issue_comment'>, command: E
     issueNumber: payload.issue.number,
     sender: user,
     untrusted,
+    key,
   });
 }
 

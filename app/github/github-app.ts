@@ -349,11 +349,32 @@ export class GithubApp {
     return view;
   }
 
-  /** After a run is submitted: its comment (when it has an issue), then the listeners. */
-  async announce(octokit: ProbotOctokit, view: RunView): Promise<void> {
+  /**
+   * The run a delivery's command or workflow (`key`, as in GithubRunRequest) started before the
+   * server stopped, announced again (its comment only if none was recorded; the listeners, which
+   * take a run twice as once); undefined when it started none. What makes a delivery replayed
+   * after a restart (GithubApp.resume) start each of its runs once: a run and its key are stored
+   * in one transaction (GithubRuns.submit), so either the run exists and is found here, or it was
+   * never stored and is started now.
+   */
+  async startedBefore(octokit: ProbotOctokit, key: string): Promise<RunView | undefined> {
+    const runName = this.store.runOfDeliveryKey(key);
+    if (runName === undefined) return undefined;
+    const view = this.service.view(runName);
+    this.server.log(`run ${runName} (${view.run.workflow}) was started by ${key} before the server stopped: not started again`);
+    await this.announce(octokit, view, true);
+    return view;
+  }
+
+  /**
+   * After a run is submitted: its comment (when it has an issue), then the listeners. `again`: the
+   * run of a replayed delivery, whose comment is made only if none was recorded (one posted and
+   * not yet recorded at a kill is posted twice: GitHub has no way to make a comment once).
+   */
+  async announce(octokit: ProbotOctokit, view: RunView, again = false): Promise<void> {
     const origin = this.store.origin(view.run.name)!;
-    this.server.log(`run ${view.run.name} (${view.run.workflow}) submitted from GitHub ${origin.repoOwner}/${origin.repoName}@${origin.sha.slice(0, 7)} by ${origin.sender}`);
-    if (origin.issueNumber !== null) {
+    if (!again) this.server.log(`run ${view.run.name} (${view.run.workflow}) submitted from GitHub ${origin.repoOwner}/${origin.repoName}@${origin.sha.slice(0, 7)} by ${origin.sender}`);
+    if (origin.issueNumber !== null && origin.replyCommentId === null) {
       try {
         const { data } = await octokit.rest.issues.createComment({
           owner: origin.repoOwner,

@@ -37,6 +37,12 @@ export interface GithubRunRequest {
    * run. Agents with host isolation decline it (it would run as their own user, beside their token).
    */
   untrusted: boolean;
+  /**
+   * What of a webhook delivery asks for the run, `<delivery id>#<n>` (n: the command's or
+   * workflow's place in it): stored with the run, so that the delivery replayed after a restart
+   * finds the run (GithubApp.startedBefore) rather than starting it again.
+   */
+  key?: string;
 }
 
 /**
@@ -94,20 +100,25 @@ export class GithubRuns {
     const providers = await project.providersFor(closure, new ProviderRepos(path.join(this.dataDir, 'providers')));
     const plan = closure.map((name) => withLabels(project.resolve(name, { args: parsed.args, runName, overrides: parsed.overrides, secrets: [], providers }), labels));
     for (const wf of plan) for (const dep of wf.dependsOn) if (dep.tag) await this.taggedJob(request, dep.workflow, dep.tag);
-    this.store.putOrigin({
-      runName,
-      installationId: request.installationId,
-      repoId: repository.id,
-      repoOwner: owner,
-      repoName: repository.name,
-      sha: request.sha,
-      event: request.event,
-      branch: request.branch,
-      issueNumber: request.issueNumber,
-      sender: request.sender,
-      words: [...request.words],
-    });
-    try {
+    // The origin (with the delivery's key) and the run are written in one transaction: a run
+    // stored is always found by its key, and a key is never stored for a run that is not.
+    return this.store.transaction(() => {
+      this.store.putOrigin(
+        {
+          runName,
+          installationId: request.installationId,
+          repoId: repository.id,
+          repoOwner: owner,
+          repoName: repository.name,
+          sha: request.sha,
+          event: request.event,
+          branch: request.branch,
+          issueNumber: request.issueNumber,
+          sender: request.sender,
+          words: [...request.words],
+        },
+        request.key,
+      );
       return this.service.submit({
         repo: ownerRepo(owner, repository.cloneUrl),
         workflow: request.workflow,
@@ -118,9 +129,6 @@ export class GithubRuns {
         owner,
         source: { repoUrl: repository.cloneUrl, commit: request.sha, patch: null, credentials: true, ...(request.untrusted ? { untrusted: true } : {}) },
       });
-    } catch (err) {
-      this.store.deleteOrigin(runName);
-      throw err;
-    }
+    });
   }
 }

@@ -118,16 +118,37 @@ export class GithubStore {
     return this.store.execute('DELETE FROM github_deliveries WHERE received_at < ?', [before]);
   }
 
-  putOrigin(o: Omit<GithubRunOrigin, 'replyCommentId' | 'replyFinal'>): void {
+  /** Whether the one reply to this delivery's comment was posted (a replay after a restart posts none). */
+  replied(deliveryId: string): boolean {
+    const [row] = this.store.query<{ replied_at: number | null }>('SELECT replied_at FROM github_deliveries WHERE id = ?', [deliveryId]);
+    return row?.replied_at != null;
+  }
+
+  setReplied(deliveryId: string, at = Date.now()): void {
+    this.store.execute('UPDATE github_deliveries SET replied_at = ? WHERE id = ?', [at, deliveryId]);
+  }
+
+  /** Runs `fn` in one SQLite transaction of the server's store (a run and its origin are written together). */
+  transaction<T>(fn: () => T): T {
+    return this.store.transaction(fn);
+  }
+
+  /**
+   * Records where a run came from; `deliveryKey` (`<delivery id>#<n>`, unique) is what of a
+   * delivery started it, so that a replay of the delivery finds the run rather than starting another.
+   */
+  putOrigin(o: Omit<GithubRunOrigin, 'replyCommentId' | 'replyFinal'>, deliveryKey: string | null = null): void {
     this.store.execute(
-      `INSERT INTO github_runs (run_name, installation_id, repo_id, repo_owner, repo_name, sha, event, branch, issue_number, sender, words, created_at)
-       VALUES (@runName, @installationId, @repoId, @repoOwner, @repoName, @sha, @event, @branch, @issueNumber, @sender, @words, @createdAt)`,
-      { ...o, words: o.words === null ? null : JSON.stringify(o.words), createdAt: Date.now() },
+      `INSERT INTO github_runs (run_name, installation_id, repo_id, repo_owner, repo_name, sha, event, branch, issue_number, sender, words, delivery_key, created_at)
+       VALUES (@runName, @installationId, @repoId, @repoOwner, @repoName, @sha, @event, @branch, @issueNumber, @sender, @words, @deliveryKey, @createdAt)`,
+      { ...o, words: o.words === null ? null : JSON.stringify(o.words), deliveryKey, createdAt: Date.now() },
     );
   }
 
-  deleteOrigin(runName: string): void {
-    this.store.execute('DELETE FROM github_runs WHERE run_name = ?', [runName]);
+  /** The run a delivery's command or workflow (`deliveryKey`) started, if it did. */
+  runOfDeliveryKey(deliveryKey: string): string | undefined {
+    const [row] = this.store.query<{ run_name: string }>('SELECT run_name FROM github_runs WHERE delivery_key = ?', [deliveryKey]);
+    return row?.run_name;
   }
 
   origin(runName: string): GithubRunOrigin | undefined {

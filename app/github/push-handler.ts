@@ -25,7 +25,10 @@ export async function handlePush(app: GithubApp, context: Context<'push'>): Prom
         const trigger = pushTrigger(project.triggersOf(wf));
         return trigger !== undefined && branchMatches(branch, trigger.branches);
       });
-      for (const workflow of triggered) {
+      for (const [n, workflow] of triggered.entries()) {
+        // A replay after a restart: this workflow's run was started (and is not stopped as an older one).
+        const key = `${context.id}#${n}`;
+        if (await app.startedBefore(octokit, key)) continue;
         for (const older of app.store.pushOriginsOfBranch(repository.id, branch)) {
           const view = app.service.view(older.runName);
           if (view.run.workflow === workflow && !isFinal(view.status) && app.stopRun(older.runName)) {
@@ -46,6 +49,7 @@ export async function handlePush(app: GithubApp, context: Context<'push'>): Prom
           sender,
           // Only people who may write to the repository push to it.
           untrusted: false,
+          key,
           });
         } catch (err) {
           app.server.log(`push to ${owner}/${repository.name} ${branch} (${sha.slice(0, 7)}) could not run ${workflow}: ${errorText(err)}`);

@@ -162,4 +162,10 @@ export const MIGRATIONS: string[] = [
    ALTER TABLE github_deliveries ADD COLUMN arrival TEXT;
    ALTER TABLE github_deliveries ADD COLUMN body_sha256 TEXT;
    CREATE INDEX github_deliveries_by_body ON github_deliveries(body_sha256);`,
+  // What a delivery has done, so that one replayed after a restart does it once: the run each of
+  // its commands or workflows started (`<delivery id>#<n>`, written with the run), and whether
+  // its comment's one reply was posted.
+  `ALTER TABLE github_runs ADD COLUMN delivery_key TEXT;
+   CREATE UNIQUE INDEX github_runs_by_delivery_key ON github_runs(delivery_key);
+   ALTER TABLE github_deliveries ADD COLUMN replied_at BIGINT;`,
 ];

@@ -15,7 +15,8 @@ const REPO = 'models';
 const FILES = { '.dstack/workflows.yaml': 'workflows:\n  - name: hello\n    provider: bash\n    commands:\n      - echo hello ${{ run.args }}\n', 'marker.txt': 'main\n' };
 
 interface PublicRun {
-  run: { name: string; args: string; source: { commit: string } | null };
+  run: { name: string; workflow: string; args: string; source: { commit: string } | null };
+  status: string;
 }
 
 interface SimComment {
@@ -125,6 +126,91 @@ describe('the GitHub App taking in deliveries', () => {
     expect(await w.runs()).toHaveLength(3);
     expect(runComments(w)).toHaveLength(3);
     expect(w.server.output()).toMatch(/GitHub delivery \S+ \(issue_comment\) was not handled before the server stopped: handling it now/);
+  });
+
+  it('starts each run of a comment once and replies once when the server is killed -9 between its two runs', async () => {
+    const w = await world();
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 'two runs' });
+    // The first run's own comment waits 6 s on a rate limit: the first run is stored, the second not yet.
+    w.sim.faults.failNext('rate-limit-429', 1, ['issues/create-comment'], 6);
+    const comment = await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: '/dstack run hello one\n/dstack run hello two\n/dstack help' });
+    await waitFor(() => w.sim.requests.count('issues/create-comment') === 1, 10_000, "the first run's comment to be held");
+    const [first] = await w.runs();
+    expect(first!.run.args).toBe('one');
+    await w.server.kill();
+    expect(runComments(w)).toEqual([]);
+
+    await w.start();
+    const replies = () => comments(w).filter((c) => c.user.login === w.sim.botLogin && c.body.startsWith('@alice'));
+    await waitFor(() => runComments(w).length >= 2 && replies().length >= 1, 30_000, 'two run comments and the reply');
+    // Nothing more comes: each run was started once, and each comment posted once.
+    await sleep(1500);
+    const runs = await w.runs();
+    expect(runs.map((r) => r.run.args).sort()).toEqual(['one', 'two']);
+    const second = runs.find((r) => r.run.args === 'two')!;
+    expect(runs.find((r) => r.run.args === 'one')!.run.name).toBe(first!.run.name);
+    expect(runComments(w)).toHaveLength(2);
+    for (const run of runs) expect(runComments(w).filter((c) => c.body.includes(`<!-- dstack-run ${run.run.name} -->`))).toHaveLength(1);
+    expect(replies()).toHaveLength(1);
+    const started = `@alice your 3 commands:\n\n1. \`/dstack run hello one\`: started \`${first!.run.name}\` (its own comment shows how it goes).\n2. \`/dstack run hello two\`: started \`${second.run.name}\` (its own comment shows how it goes).\n3. \`/dstack help\`: `;
+    expect(replies()[0]!.body.slice(0, started.length)).toBe(started);
+    expect(w.server.output()).toContain(`run ${first!.run.name} (hello) was started by ${comment.delivery!.id}#0 before the server stopped: not started again`);
+  });
+
+  it('starts each on: push workflow of a push once when the server is killed -9 between them, and does not stop the one it started', async () => {
+    const w = await world();
+    const workflows = [
+      'workflows:',
+      '  - name: hello',
+      '    provider: bash',
+      '    on:',
+      '      push:',
+      '        branches: [main]',
+      '    commands: [echo hello]',
+      '  - name: use',
+      '    provider: bash',
+      '    on:',
+      '      push:',
+      '        branches: [main]',
+      '    depends-on: [hello:latest]',
+      '    commands: [echo use]',
+      '',
+    ].join('\n');
+    const sha = w.tree.commit({ '.dstack/workflows.yaml': workflows });
+    // `use` needs hello:latest, which the server lacks: the release it asks GitHub for waits 6 s on a rate limit, after hello's run is stored.
+    w.sim.faults.failNext('rate-limit-429', 1, ['repos/get-release-by-tag'], 6);
+    await w.sim.push({ owner: OWNER, repo: REPO, path: w.tree.dir, refspecs: ['refs/heads/main:refs/heads/main'] });
+    await waitFor(() => w.sim.requests.count('repos/get-release-by-tag') === 1, 10_000, 'the release to be held');
+    const [first] = await w.runs();
+    expect(first!.run).toMatchObject({ workflow: 'hello', source: { commit: sha } });
+    await w.server.kill();
+
+    await w.start();
+    await waitFor(() => w.server.output().includes(`push to ${OWNER}/${REPO} main (${sha.slice(0, 7)}) could not run use: `), 30_000, "the replay's end");
+    await sleep(1500);
+    const runs = await w.runs();
+    expect(runs.map((r) => [r.run.name, r.status])).toEqual([[first!.run.name, 'submitted']]);
+  });
+
+  it("starts a check run's re-run once when the server is killed -9 before the re-run's comment is made", async () => {
+    const w = await world();
+    const issue = w.sim.createIssue({ owner: OWNER, repo: REPO, title: 're-run' });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: issue.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    const check = await until(() => w.sim.checkRuns({ owner: OWNER, repo: REPO })[0] as { id: number } | undefined, 'the check run');
+    await waitFor(() => runComments(w).length === 1, 10_000, "the run's comment");
+    // The re-run's own comment waits 6 s on a rate limit: the re-run is stored, its delivery not yet handled.
+    w.sim.faults.failNext('rate-limit-429', 1, ['issues/create-comment'], 6);
+    await w.sim.rerequestCheckRun(check.id, 'alice');
+    await waitFor(() => w.sim.requests.count('issues/create-comment') === 2, 10_000, "the re-run's comment to be held");
+    expect(await w.runs()).toHaveLength(2);
+    await w.server.kill();
+
+    await w.start();
+    await waitFor(() => runComments(w).length >= 2, 30_000, "the re-run's comment");
+    await sleep(1500);
+    const runs = await w.runs();
+    expect(runs).toHaveLength(2);
+    for (const run of runs) expect(runComments(w).filter((c) => c.body.includes(`<!-- dstack-run ${run.run.name} -->`))).toHaveLength(1);
   });
 
   it('acts once on a signed body sent again under a new delivery id, and answers the copy 200', async () => {

@@ -23,6 +23,23 @@ describe('GithubStore deliveries', () => {
     expect(second.pendingDeliveries()).toEqual([]);
   });
 
+  it("remembers across a restart that a delivery's reply was posted and which run each of its keys started, one run per key", () => {
+    const file = `${tempDir()}/dstack.db`;
+    const first = new GithubStore(closeAfterTest(new Store(file)));
+    first.recordDelivery(delivery('d-1'), 0);
+    const origin = { installationId: 1, repoId: 2, repoOwner: 'octo', repoName: 'models', sha: 'abc', event: 'comment' as const, branch: 'main', issueNumber: 3, sender: 'alice', words: [] };
+    first.putOrigin({ ...origin, runName: 'calm-otter-1' }, 'd-1#0');
+    first.putOrigin({ ...origin, runName: 'calm-otter-2' });
+    first.setReplied('d-1');
+    expect(() => first.putOrigin({ ...origin, runName: 'calm-otter-3' }, 'd-1#0')).toThrow(/UNIQUE constraint failed: github_runs.delivery_key/);
+
+    const second = new GithubStore(closeAfterTest(new Store(file)));
+    expect(second.runOfDeliveryKey('d-1#0')).toBe('calm-otter-1');
+    expect(second.runOfDeliveryKey('d-1#1')).toBeUndefined();
+    expect(second.replied('d-1')).toBe(true);
+    expect(second.replied('d-2')).toBe(false);
+  });
+
   it('keeps what was read on arrival with a pending delivery, in the order deliveries came', () => {
     const store = new GithubStore(closeAfterTest(new Store(`${tempDir()}/dstack.db`)));
     for (const id of ['d-b', 'd-a', 'd-c']) store.recordDelivery(delivery(id), 0);
