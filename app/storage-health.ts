@@ -2,6 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DstackError } from '../shared/errors.js';
 
+/** How long /healthz answers with its last probe's result. */
+const RECHECK_MS = 1000;
+
 /** What a probe writes: room for a log chunk (64 KiB) and its database rows, with some to spare. */
 const PROBE_BYTES = 256 * 1024;
 
@@ -14,7 +17,7 @@ export function isNoSpace(err: unknown): boolean {
 /**
  * Whether the server's data folder can take writes. A write that fails for lack of space marks it
  * full (`failed`); while it is, `check` writes a probe file to see whether there is room again
- * (the hub does every second, `/healthz` on each request) and, once there is, tells whoever waits
+ * (the hub does every second, `/healthz` at most once a second) and, once there is, tells whoever waits
  * (`onRoom`: agents then send again what was not stored).
  */
 export class StorageHealth {
@@ -43,6 +46,19 @@ export class StorageHealth {
   logNotKept(detail: string): string {
     return `no space left on the server's data folder ${this.dataDir}: the job's log could not be kept (${detail})`;
   }
+
+  /**
+   * check(), at most once a second: what /healthz answers. The endpoint takes no token, so each
+   * request writing a probe would let anyone make the server write as fast as they can ask.
+   */
+  recentCheck(now = Date.now()): DstackError | Error | undefined {
+    if (this.last && now - this.last.at < RECHECK_MS) return this.last.problem;
+    const problem = this.check();
+    this.last = { at: now, problem };
+    return problem;
+  }
+
+  private last: { at: number; problem: DstackError | Error | undefined } | undefined;
 
   onRoom(listener: () => void): void {
     this.listeners.push(listener);

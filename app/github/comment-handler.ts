@@ -50,12 +50,20 @@ export function commentHandler(app: GithubApp): (context: Context<'issue_comment
         : octokit.rest.issues.createComment({ ...repo, issue_number: issueNumber, body }).then(
             () => app.store.setReplied(context.id),
             (err: unknown) => app.server.log(`could not reply on ${fullName}#${issueNumber}: ${errorText(err)}`),
-          );
+          ).catch((err: unknown) => {
+            // Posted, but not recorded (a full disk): a replay would post it again, which is all.
+            if (app.server.storage.failed(err)) app.server.log(`replied on ${fullName}#${issueNumber} but could not record it: ${errorText(err)}`);
+            else throw err;
+          });
     let role: string;
     try {
       role = await app.permissions.of(octokit, repo, user);
     } catch (err) {
-      app.background(Promise.all([react('confused'), reply(`@${user} could not ask GitHub for your permission on ${fullName}, so nothing ran; comment again in a while:\n\n\`\`\`\n${errorText(err)}\n\`\`\``)]).then(() => undefined));
+      // Rate-limited as refusals are: GitHub failing to answer (its rate limit, say) must not make
+      // every comment of a flood cost a reply.
+      const answered = limiter.allow(payload.repository.id, issueNumber, user);
+      const said = answered ? reply(`@${user} could not ask GitHub for your permission on ${fullName}, so nothing ran; comment again in a while:\n\n\`\`\`\n${errorText(err)}\n\`\`\``) : Promise.resolve();
+      app.background(Promise.all([react('confused'), said]).then(() => undefined));
       return;
     }
     if (!WRITERS.has(role)) {
@@ -134,7 +142,12 @@ async function run(app: GithubApp, context: Context<'issue_comment'>, command: E
     // Read on arrival; read now only if the arrival's read was not made (it is made for every such comment).
     const head = (await app.arrival<PullHeadAtComment>(context)) ?? (await pullHeadAtComment(octokit, repo, payload.issue.number, payload.comment.created_at));
     if (!headUnchanged(head)) {
-      return `@${user} the head of #${payload.issue.number} changed after your comment: it was ${head.atComment ? `\`${head.atComment}\`` : 'not known'} when you wrote it and is \`${head.sha}\` now, so \`${quoteLine(command.line)}\` did nothing; comment again to run the new head.`;
+      // Unknown: the head repository's pushes cannot be read (a private fork outside the installation,
+      // a deleted fork) or list none before the comment. Commenting again would meet the same.
+      if (head.atComment === null) {
+        return `@${user} the app cannot tell which commit was the head of #${payload.issue.number} when you wrote your comment (it cannot read the pushes of its head branch, \`${head.branch}\`: a private fork outside this installation, a deleted fork, or no push listed before your comment), so \`${quoteLine(command.line)}\` did nothing; push the commit to a branch this app can read and comment there.`;
+      }
+      return `@${user} the head of #${payload.issue.number} changed after your comment: it was \`${head.atComment}\` when you wrote it and is \`${head.sha}\` now, so \`${quoteLine(command.line)}\` did nothing; comment again to run the new head.`;
     }
     sha = head.sha;
     branch = head.branch;

@@ -5,6 +5,7 @@ import type { Context, Probot, ProbotOctokit } from 'probot';
 import { DstackError } from '../../shared/errors.js';
 import { isFinal } from '../../shared/job-status.js';
 import type { RunService, RunView } from '../run-service.js';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import { bodyLimit } from '../server/body-limit.js';
 import type { DstackServer } from '../server/server.js';
 import type { JobRow } from '../store/store.js';
@@ -119,7 +120,15 @@ export class GithubApp {
     this.service.on('job', this.onJob);
     for (const origin of this.store.unfinishedReplies()) this.comments.touch(origin.runName);
     this.store.pruneDeliveries(Date.now() - DELIVERIES_KEPT_MS);
-    this.pruneTimer = setInterval(() => this.store.pruneDeliveries(Date.now() - DELIVERIES_KEPT_MS), 60 * 60 * 1000).unref();
+    this.pruneTimer = setInterval(() => {
+      try {
+        this.store.pruneDeliveries(Date.now() - DELIVERIES_KEPT_MS);
+      } catch (err) {
+        // Pruning waits for the next hour (a full disk, a busy database): nothing is lost meanwhile.
+        this.server.storage.failed(err);
+        this.server.log(`GitHub: could not prune old deliveries: ${errorText(err)}`);
+      }
+    }, 60 * 60 * 1000).unref();
     // The agent's token for a run's code: minted per run's repository, read-only, never kept.
     server.gitCredentials.provide(async (run) => {
       const origin = this.store.origin(run.name);
@@ -196,12 +205,7 @@ export class GithubApp {
     if (this.closed) return;
     const action = (context.payload as { action?: string }).action;
     const payload = JSON.stringify(context.payload);
-    const outcome = this.inFlight.has(context.id)
-      ? 'seen'
-      : this.store.recordDelivery(
-          { id: context.id, event: action ? `${context.name}.${action}` : context.name, name: context.name, payload, digest: crypto.createHash('sha256').update(payload).digest('hex') },
-          Date.now() - BODIES_KEPT_MS,
-        );
+    const outcome = this.inFlight.has(context.id) ? 'seen' : this.record(context, action, payload);
     if (outcome !== 'new') {
       this.server.log(`GitHub delivery ${context.id} (${context.name}) ${outcome === 'seen' ? 'seen before' : 'has the body of an earlier delivery'}: ignored`);
       return;
@@ -210,6 +214,25 @@ export class GithubApp {
     if (handlers.length === 0) return this.store.deliveryHandled(context.id);
     this.read(context, undefined);
     this.enqueue(context.id, context.payload, handlers, async () => context);
+  }
+
+  /**
+   * Stores a new delivery before it is answered. A full data folder answers 503 (Probot's middleware
+   * takes an error's `status`), so that GitHub shows it as failed and it can be redelivered once
+   * there is room, rather than answer 200 for what was never kept.
+   */
+  private record(context: Context, action: string | undefined, payload: string): 'new' | 'seen' | 'same-body' {
+    try {
+      return this.store.recordDelivery(
+        { id: context.id, event: action ? `${context.name}.${action}` : context.name, name: context.name, payload, digest: crypto.createHash('sha256').update(payload).digest('hex') },
+        Date.now() - BODIES_KEPT_MS,
+      );
+    } catch (err) {
+      const storage = this.server.storage;
+      if (!storage.failed(err)) throw err;
+      this.server.log(`GitHub delivery ${context.id} (${context.name}) refused with 503: ${storage.error().message}`);
+      throw Object.assign(storage.error(), { status: 503 });
+    }
   }
 
   /**
@@ -281,9 +304,17 @@ export class GithubApp {
     });
     const done = next.then((handled) => {
       this.inFlight.delete(id);
-      if (handled && !this.closed) this.store.deliveryHandled(id);
       this.work.delete(done);
       if (this.queues.get(key) === done) this.queues.delete(key);
+      if (!handled || this.closed) return;
+      // The queue's next delivery chains on this one: it must not reject. Not marked handled (a
+      // full disk), the delivery is acted on again at the next start, where keyed runs start once.
+      try {
+        this.store.deliveryHandled(id);
+      } catch (err) {
+        this.server.storage.failed(err);
+        this.server.log(`GitHub delivery ${id}: handled, but could not be marked so (${errorText(err)}); it is looked at again at the next start`);
+      }
     });
     this.queues.set(key, done);
     this.work.add(done);
@@ -291,11 +322,15 @@ export class GithubApp {
 
   /**
    * Work a handler leaves running after it returns, so as not to hold its repository's queue (a
-   * reply to a user without permission): settled() waits for it too. It must not reject.
+   * reply to a user without permission): settled() waits for it too; a failure is logged.
    */
   background(work: Promise<void>): void {
-    this.work.add(work);
-    void work.finally(() => this.work.delete(work));
+    const logged = work.catch((err: unknown) => {
+      this.server.storage.failed(err);
+      this.server.log(`GitHub: work left running by a handler failed: ${errorText(err)}`);
+    });
+    this.work.add(logged);
+    void logged.finally(() => this.work.delete(logged));
   }
 
   /** Every run the app starts, after it is submitted (check runs are made from here). Returns what removes it. */
@@ -471,8 +506,19 @@ export async function startGithubApp(server: DstackServer, settings: GithubSetti
   (await import('./check-runs.js')).attachCheckRuns(app);
   (await import('./releases.js')).attachReleases(app);
   app.resume();
-  // GitHub sends at most 25 MB in a delivery: a longer one declared is answered 413 at once, unread.
-  server.app.post(WEBHOOKS_PATH, bodyLimit(MAX_DELIVERY_BYTES, 'the delivery', 'GitHub sends at most 25 MB'));
+  // GitHub sends at most 25 MB in a delivery: a longer one declared is answered 413 at once, unread,
+  // and one sent without a length (chunked) is read only that far. Probot's middleware takes the
+  // body read here (a string) rather than buffer the stream whole, whatever its size.
+  server.app.post(
+    WEBHOOKS_PATH,
+    bodyLimit(MAX_DELIVERY_BYTES, 'the delivery', 'GitHub sends at most 25 MB'),
+    express.text({ type: () => true, limit: MAX_DELIVERY_BYTES }),
+    (err: { type?: string; message?: string }, _req: Request, res: Response, next: NextFunction) => {
+      if (err.type !== 'entity.too.large') return next(err);
+      res.set('connection', 'close');
+      res.status(413).json({ error: `the delivery is over the ${MAX_DELIVERY_BYTES}-byte limit; GitHub sends at most 25 MB`, code: 'DSTACK_ERR_USAGE' });
+    },
+  );
   server.app.use((req, res, next) => {
     void middleware(req, res, next);
   });

@@ -129,7 +129,7 @@ export function createServer(options: ServerOptions): DstackServer {
   // Load balancers look at the status: 503 while the data folder is full (what the server holds
   // can still be read, but nothing new stored), with the reason in the body.
   app.get('/healthz', (_req, res) => {
-    const problem = storage.check();
+    const problem = storage.recentCheck();
     if (!problem) {
       res.json({ ok: true });
       return;

@@ -67,8 +67,9 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
 
     const printer = new LogPrinter(process.stdout, new Map(view.jobs.map((j) => [j.id, j.workflow])), colors, client.logSource);
     let interrupts = 0;
-    // Set at the second signal, once the run had ABORT_WAIT_MS to end: following stops there.
+    // Set once the run had ABORT_WAIT_MS to end after an abort: following stops there.
     const giveUp = new AbortController();
+    let giveUpTimer: NodeJS.Timeout | undefined;
     const offSignals = onStopSignals((mode) => {
       interrupts++;
       const abort = mode === 'abort' || interrupts > 1;
@@ -78,8 +79,9 @@ export async function runCommand(workflow: string, tokens: string[], opts: RunOp
         if (giveUp.signal.aborted) return;
         printer.line(color('red', `could not ${abort ? 'abort' : 'stop'} ${runName}: ${err instanceof Error ? err.message : String(err)}`));
       });
-      // The second signal ends this process, whatever the server does (it may answer errors, or nothing).
-      if (interrupts === 2) setTimeout(() => giveUp.abort(), ABORT_WAIT_MS).unref();
+      // An abort (the second signal, or a hang-up) ends this process, whatever the server does (it
+      // may answer errors, or nothing).
+      if (abort && !giveUpTimer) giveUpTimer = setTimeout(() => giveUp.abort(), ABORT_WAIT_MS).unref();
     });
     try {
       const final = await client.attach(runName, printer, colors, giveUp.signal);

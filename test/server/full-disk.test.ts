@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openState, type State } from '../../app/state.js';
 import { bash, ended } from '../helpers/api.js';
 import { cli, closeAfterTest, startCli, tempDir, waitFor, writeFiles } from '../helpers/cli.js';
+import { startGithubSim } from '../github-sim/start-github-sim.js';
 import { bareRepo } from '../helpers/git-repo.js';
 import { createToken, startAgent, startServer, type Proc } from '../helpers/server.js';
 
@@ -164,15 +165,7 @@ describe('a full data folder on the server', () => {
 
 describe('dstack run against a server that hangs', () => {
   it('ends at the second Ctrl+C, though neither the stop nor the abort is answered', async () => {
-    const disk = tempDir();
-    const agentToken = await createToken(disk, 'acme', 'agent');
-    const userToken = await createToken(disk, 'acme', 'user');
-    const server = await startServer(disk);
-    await startAgent({ url: server.url, token: agentToken.token, name: 'box', workDir: tempDir() });
-    const { cwd, home } = await userRepo(server.url, userToken.token);
-    const run = startCli(['run', 'busy'], { cwd, home });
-    await waitFor(() => run.output().stdout.includes('started\r\n'), 30_000, 'the job to print');
-    server.child.kill('SIGSTOP');
+    const { server, run } = await hungRun();
     try {
       const exited = await twoSignals(run, 'SIGINT');
       expect(exited?.code).toBe(1);
@@ -181,7 +174,33 @@ describe('dstack run against a server that hangs', () => {
       server.child.kill('SIGCONT');
     }
   });
+
+  it('ends at one SIGHUP (the terminal gone), which aborts at once, though the abort is not answered', async () => {
+    const { server, run } = await hungRun();
+    try {
+      run.kill('SIGHUP');
+      const exited = await Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000))]);
+      expect(exited?.code).toBe(1);
+      expect(exited!.stdout).toMatch(/Aborting…\n[^]*did not end within 5 s of the abort; not waiting for it/);
+    } finally {
+      server.child.kill('SIGCONT');
+    }
+  });
 });
+
+/** `dstack run busy` against a server with an agent, once the job prints; then the server is paused (SIGSTOP): it answers nothing. */
+async function hungRun() {
+  const disk = tempDir();
+  const agentToken = await createToken(disk, 'acme', 'agent');
+  const userToken = await createToken(disk, 'acme', 'user');
+  const server = await startServer(disk);
+  await startAgent({ url: server.url, token: agentToken.token, name: 'box', workDir: tempDir() });
+  const { cwd, home } = await userRepo(server.url, userToken.token);
+  const run = startCli(['run', 'busy'], { cwd, home });
+  await waitFor(() => run.output().stdout.includes('started\r\n'), 30_000, 'the job to print');
+  server.child.kill('SIGSTOP');
+  return { server, run };
+}
 
 /** A DSTACK_HOME configured for the server, and a pushed repository whose workflow `busy` prints on for a minute. */
 async function userRepo(url: string, token: string): Promise<{ cwd: string; home: string }> {
@@ -209,3 +228,31 @@ async function twoSignals(run: ReturnType<typeof startCli>, signal: NodeJS.Signa
   run.kill(signal);
   return Promise.race([run.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000))]);
 }
+
+describe('the GitHub App on a full disk', () => {
+  it('answers a webhook it cannot store 503 naming the folder, and acts on it once GitHub redelivers it after space is back', async () => {
+    const sim = await startGithubSim();
+    try {
+      const { work } = bareRepo({ 'README.md': 'hello\n' });
+      await sim.createRepo({ owner: 'acme', name: 'models', path: work, private: true });
+      await sim.createInstallation({ account: 'acme' });
+      const disk = smallDisk(32);
+      const server = await startServer(disk.dir, sim.env());
+      sim.setWebhookUrl(`${server.url}/api/github/webhooks`);
+      const issue = sim.createIssue({ owner: 'acme', repo: 'models', title: 'full' });
+
+      disk.fill();
+      const refused = await sim.comment({ owner: 'acme', repo: 'models', number: issue.number, user: 'alice', permission: 'write', body: '/dstack help' });
+      expect(refused.delivery?.status).toBe(503);
+      expect(server.output()).toContain(`refused with 503: no space left on the server's data folder ${disk.dir}`);
+
+      disk.free();
+      expect((await sim.redeliver(refused.delivery!.id))?.status).toBe(200);
+      const isHelp = (c: { body: string; user: { login: string } }) => c.user.login === sim.botLogin && c.body.startsWith('Commands, one per line');
+      await waitFor(() => (sim.comments({ owner: 'acme', repo: 'models' }) as unknown as { body: string; user: { login: string } }[]).some(isHelp), 30_000, 'the reply to the redelivered comment');
+      expect((sim.comments({ owner: 'acme', repo: 'models' }) as unknown as { body: string; user: { login: string } }[]).filter(isHelp)).toHaveLength(1);
+    } finally {
+      await sim.close();
+    }
+  });
+});

@@ -379,6 +379,18 @@ describe('the GitHub App', () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
+  it('refuses a delivery sent without a length once more than 25 MB of it came, and reads no more', async () => {
+    const w = await world(FILES, { agent: false });
+    const res = await fetch(`${w.server.url}/api/github/webhooks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': crypto.randomUUID(), 'x-hub-signature-256': 'sha256=00' },
+      body: endless(),
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({ error: `the delivery is over the ${25 << 20}-byte limit; GitHub sends at most 25 MB`, code: 'DSTACK_ERR_USAGE' });
+  });
+
   it('runs a fork pull request because a writer asked, at the fork head, with the token fetched by the agent and shown nowhere', async () => {
     const git = recordingGit();
     // Its owner trusts every fork's code on this host agent (else it declines, as the next test shows).
@@ -528,4 +540,15 @@ function recordingGit(): { bin: string; tokens: () => string[]; argv: () => stri
 
 function filesUnder(dir: string): string[] {
   return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+}
+
+/** A request body without end (sent chunked: no length), 1 MB at a time, up to 200 MB. */
+function endless(): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (sent++ >= 200) controller.close();
+      else controller.enqueue(new Uint8Array(1 << 20).fill(32));
+    },
+  });
 }

@@ -82,14 +82,14 @@ async function until<T>(check: () => T | false | undefined | Promise<T | false |
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** stranger/models, a public fork of octo/models with a branch `contrib`, and a pull request from it. */
-async function forkPull(w: Awaited<ReturnType<typeof world>>) {
+/** stranger/models, a fork of octo/models (public unless asked) with a branch `contrib`, and a pull request from it. */
+async function forkPull(w: Awaited<ReturnType<typeof world>>, options: { private?: boolean } = {}) {
   const fork = workTree();
   fork.git('fetch', '--quiet', w.tree.dir, 'main');
   fork.git('reset', '--quiet', '--hard', 'FETCH_HEAD');
   fork.git('checkout', '--quiet', '-b', 'contrib');
   const first = fork.commit({ 'marker.txt': 'reviewed\n' });
-  await w.sim.createRepo({ owner: 'stranger', name: REPO, path: fork.dir, forkOf: `${OWNER}/${REPO}`, private: false });
+  await w.sim.createRepo({ owner: 'stranger', name: REPO, path: fork.dir, forkOf: `${OWNER}/${REPO}`, private: options.private ?? false });
   const pr = await w.sim.createPull({ owner: OWNER, repo: REPO, head: 'stranger:contrib', title: 'fork', user: 'stranger' });
   expect(pr.head_sha).toBe(first);
   /** The fork's author pushes a new commit to the pull request's branch (dated `date`). */
@@ -301,6 +301,17 @@ describe('the GitHub App taking in deliveries', () => {
       return list.length === 1 && list;
     }, 'the replayed run');
     expect(run!.run.source?.commit).toBe(pr.first);
+  });
+
+  it("refuses a private fork's pull request, whose pushes the app cannot read, saying why and what to do", async () => {
+    const w = await world();
+    const pr = await forkPull(w, { private: true });
+    await w.sim.comment({ owner: OWNER, repo: REPO, number: pr.number, user: 'alice', permission: 'write', body: '/dstack run hello' });
+    const refusal = await waitFor(() => comments(w).find((c) => c.body.startsWith('@alice'))?.body, 30_000, 'the refusal');
+    expect(refusal).toBe(
+      `@alice the app cannot tell which commit was the head of #${pr.number} when you wrote your comment (it cannot read the pushes of its head branch, \`contrib\`: a private fork outside this installation, a deleted fork, or no push listed before your comment), so \`/dstack run hello\` did nothing; push the commit to a branch this app can read and comment there.`,
+    );
+    expect(await w.runs()).toEqual([]);
   });
 
   it("re-runs a check run at its own commit after the fork's author pushed a newer head", async () => {
