@@ -2,6 +2,7 @@ import { DstackError } from '../errors.js';
 import { secretPlaceholder } from '../secrets.js';
 import { shellJoin } from '../shell-quote.js';
 import { closest } from '../suggest.js';
+import { commandsRunByShell } from './commands-run-by-shell.js';
 import { formatPosition, type Path, type YamlFile } from './yaml-file.js';
 
 export interface InterpolationContext {
@@ -22,6 +23,8 @@ export interface InterpolationContext {
    * which are all inputs of the provider (data), whatever their names.
    */
   inputsOnly?: boolean;
+  /** Set by `interpolate` inside a docker workflow whose `entrypoint` is no shell: `commands` are data. */
+  commandsAreData?: boolean;
   /**
    * Filled in by `interpolate`: the environment variables that hold the values shell text refers
    * to (`DSTACK_VAR_NAME`, `DSTACK_INPUT_KEY`, `DSTACK_SECRET_NAME`), for the job's environment.
@@ -41,8 +44,11 @@ export function interpolate(value: unknown, ctx: InterpolationContext, file: Yam
   if (typeof value === 'string') return interpolateString(value, ctx, file, path);
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, ctx, file, [...path, i]));
   if (value !== null && typeof value === 'object') {
+    const docker = (value as { provider?: unknown }).provider === 'docker';
+    // `ctx.env` stays shared: the copy only marks docker's `commands` as data.
+    const inner = docker && !commandsRunByShell((value as { entrypoint?: unknown }).entrypoint) ? { ...ctx, commandsAreData: true } : ctx;
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, ctx, file, [...path, k]);
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, inner, file, [...path, k]);
     return out;
   }
   return value;
@@ -50,20 +56,22 @@ export function interpolate(value: unknown, ctx: InterpolationContext, file: Yam
 
 /**
  * Where a string stands, for what a value put in it may do:
- * - `shell`: each of `commands`, and python's `script`, which a shell runs;
+ * - `shell`: each of `commands` (docker's only where a shell runs them), and python's `script`;
  * - `words`: docker's `entrypoint` as one string, which is split at whitespace into the command;
  * - `env-entry`: an item `NAME=VALUE` of an `env`/`environment` list, whose name must be the file's;
- * - `data`: everything else (an environment value, an image, a URL, a path), taken as it is.
+ * - `env-value`: a value of an `env`/`environment` map, taken as it is;
+ * - `data`: everything else (an image, a URL, a path, a non-shell entrypoint's commands), as it is.
  */
-type Context = 'shell' | 'words' | 'env-entry' | 'data';
+type Context = 'shell' | 'words' | 'env-entry' | 'env-value' | 'data';
 
 function contextOf(path: Path, ctx: InterpolationContext): Context {
   if (ctx.inputsOnly) return 'data';
   const last = path[path.length - 1];
   const parent = path[path.length - 2];
-  if (last === 'script' || (typeof last === 'number' && parent === 'commands')) return 'shell';
+  if (last === 'script') return 'shell';
+  if (typeof last === 'number' && parent === 'commands') return ctx.commandsAreData ? 'data' : 'shell';
   if (last === 'entrypoint') return 'words';
-  if (typeof last === 'number' && (parent === 'env' || parent === 'environment')) return 'env-entry';
+  if (parent === 'env' || parent === 'environment') return typeof last === 'number' ? 'env-entry' : 'env-value';
   return 'data';
 }
 
@@ -115,7 +123,7 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
   const context = contextOf(path, ctx);
   const shell = context === 'shell';
   const whole = EXPRESSION.exec(text.trim());
-  if (whole && context === 'data') {
+  if (whole && (context === 'data' || context === 'env-value')) {
     const v = lookup(whole[1]!, ctx, file, path);
     if (typeof v === 'number' || typeof v === 'boolean') return v;
   }
@@ -165,6 +173,7 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
       }
       if (shell) out += shellReference(name, quote, ctx, file, path);
       else if (context === 'words') out += wordsOf(name, ctx, file, path);
+      else if (context === 'env-entry' || context === 'env-value') out += environmentValue(name, ctx, file, path);
       else out += textOf(name, ctx, file, path);
       i = end + 2;
     } else {
@@ -186,7 +195,7 @@ function interpolateString(text: string, ctx: InterpolationContext, file: YamlFi
  * expand a reference, and the text there is often another program's code (`sh -c '…'`,
  * `python -c '…'`), so the file is refused. One thing no quoting helps: bash evaluates a value as
  * an expression where it does arithmetic (`$((…))`, `[[ … -eq … ]]`), and there runs `$(…)` or
- * backticks in an array subscript, so a value with `[` before `$` or a backtick is refused.
+ * backticks in an array subscript, so such a value is refused (see `refuseArithmeticCode`).
  */
 function shellReference(name: string, quote: Quote, ctx: InterpolationContext, file: YamlFile, path: Path): string {
   if (quote === 'single') {
@@ -196,19 +205,45 @@ function shellReference(name: string, quote: Quote, ctx: InterpolationContext, f
     throw invalidPlace(name, "stands inside a here-document with a quoted delimiter (<<'EOF'), where the shell passes it on as it is; write the delimiter unquoted (<<EOF)", ctx, file, path);
   }
   const bare = quote === 'none' || quote === 'comment';
-  if (name === 'run.args') return bare ? '"$@"' : '${*}';
+  if (name === 'run.args') {
+    for (const arg of ctx.run.args) refuseArithmeticCode(name, arg, ctx, file, path);
+    return bare ? '"$@"' : '${*}';
+  }
   // The run name is dstack's own: letters, digits and '-'.
   if (name === 'run.name') return String(lookup(name, ctx, file, path));
   const value = textOf(name, ctx, file, path);
   if (value === '') return '';
-  if (/\[[^]*[$`]/.test(value)) {
-    throw new DstackError(
-      'DSTACK_ERR_USAGE',
-      `${formatPosition(file.at(path))}: the value of \${{ ${name} }} in '${keyOf(path)}' of workflow '${ctx.workflow}' (${JSON.stringify(value)}) has '[' before '$' or a backtick, which bash runs as code where it does arithmetic ($((…)), [[ … -eq … ]]); give a value without them`,
-    );
-  }
+  refuseArithmeticCode(name, value, ctx, file, path);
   const variable = environmentName(name, value, ctx);
   return bare ? `"\${${variable}}"` : `\${${variable}}`;
+}
+
+/**
+ * Refuses a value with `[` before `$` or a backtick (`a[$(cmd)]`), which bash runs as code where
+ * it does arithmetic, quoted or not. It is checked wherever a value becomes the value of a variable
+ * of the job's environment: in shell text (the job's `DSTACK_VAR_NAME`; each run argument, which
+ * `${{ run.args }}` passes as a positional parameter) and in `env`/`environment`. The latter
+ * because arithmetic evaluates a variable's NAME by its value, recursively: `$(( ${{ foo }} ))`
+ * with `--foo B` evaluates `$B`. Only the job's environment holds values a name can reach, so no
+ * value from a variable, input or run argument that bash could reach by name runs. A secret's value
+ * is put in by the agent, unseen here; it is the repository's own.
+ */
+function refuseArithmeticCode(name: string, value: string, ctx: InterpolationContext, file: YamlFile, path: Path): void {
+  if (!/\[[^]*[$`]/.test(value)) return;
+  const what = name === 'run.args' ? `the run argument ${JSON.stringify(value)} of \${{ run.args }}` : `the value of \${{ ${name} }}`;
+  const where = `in '${keyOf(path)}' of workflow '${ctx.workflow}'` + (name === 'run.args' ? '' : ` (${JSON.stringify(value)})`);
+  throw new DstackError(
+    'DSTACK_ERR_USAGE',
+    `${formatPosition(file.at(path))}: ${what} ${where} has '[' before '$' or a backtick, which bash runs as code where it does arithmetic ($((…)), [[ … -eq … ]]); give ${name === 'run.args' ? 'an argument' : 'a value'} without them`,
+  );
+}
+
+/** An expression in an environment value: the value as is, refused where bash would run it (see `refuseArithmeticCode`). */
+function environmentValue(name: string, ctx: InterpolationContext, file: YamlFile, path: Path): string {
+  if (name === 'run.args') for (const arg of ctx.run.args) refuseArithmeticCode(name, arg, ctx, file, path);
+  const value = textOf(name, ctx, file, path);
+  if (name !== 'run.args') refuseArithmeticCode(name, value, ctx, file, path);
+  return value;
 }
 
 /** The value of `name` as text: `null` (a variable without a value) is empty. */

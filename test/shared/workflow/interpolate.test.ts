@@ -149,6 +149,51 @@ describe('a variable in a shell command', () => {
     expect(fs.existsSync(marker)).toBe(false);
   });
 
+  it("refuses a run argument that bash would run in arithmetic, naming it, when ${{ run.args }} is in a command", () => {
+    const marker = path.join(tempDir(), 'ran');
+    const p = workflows(['  - name: a', '    provider: bash', '    commands:', '      - echo $(( ${{ run.args }} + 1 )); [[ ${{ run.args }} -eq 2 ]] && echo two']);
+    const wf = p.resolve('a', { args: ['2'] });
+    expect(sh(`set -- 2; ${(wf.spec as { commands: string[] }).commands[0]!}`, wf)).toBe('3\ntwo\n');
+    for (const value of [`a[$(touch ${marker})]`, `a[\`touch ${marker}\`]`]) {
+      const e = refusal(() => p.resolve('a', { args: ['1', value] }));
+      expect(e.code).toBe('DSTACK_ERR_USAGE');
+      expect(e.message).toBe(
+        `.dstack/workflows.yaml:5:9: the run argument ${JSON.stringify(value)} of \${{ run.args }} in 'commands' of workflow 'a' has '[' before '$' or a backtick, which bash runs as code where it does arithmetic ($((…)), [[ … -eq … ]]); give an argument without them`,
+      );
+    }
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+
+  it('refuses a value that bash would run in arithmetic when it reaches the environment, where a command may name it (indirection)', () => {
+    const marker = path.join(tempDir(), 'ran');
+    const value = `a[$(touch ${marker})]`;
+    const files = { '.dstack/variables.yaml': 'variables:\n  a:\n    b: 1\n    foo: 0\n' };
+    // The env lines, and the place and key the refusal names.
+    const cases: [string[], string, string, string][] = [
+      [['    env:', '      - B=${{ b }}'], '.dstack/workflows.yaml:7:9', 'env', '42\n'],
+      [['    env:', '      B: ${{ b }}'], '.dstack/workflows.yaml:7:10', 'B', '42\n'],
+      [['    environment:', '      B: 1+${{ b }}'], '.dstack/workflows.yaml:7:10', 'B', '43\n'],
+    ];
+    for (const [env, where, key, sum] of cases) {
+      const p = workflows(['  - name: a', '    provider: bash', '    commands:', '      - echo $(( ${{ foo }} ))', ...env], files);
+      // A harmless value in B is evaluated by name, as bash does.
+      const wf = p.resolve('a', { overrides: { b: '41+1', foo: 'B' } });
+      expect(sh((wf.spec as { commands: string[] }).commands[0]!, wf)).toBe(sum);
+      const e = refusal(() => p.resolve('a', { overrides: { b: value, foo: 'B' } }));
+      expect(e.code).toBe('DSTACK_ERR_USAGE');
+      expect(e.message).toBe(
+        `${where}: the value of \${{ b }} in '${key}' of workflow 'a' (${JSON.stringify(value)}) has '[' before '$' or a backtick, which bash runs as code where it does arithmetic ($((…)), [[ … -eq … ]]); give a value without them`,
+      );
+    }
+    // The run's arguments in an environment value, likewise.
+    const args = workflows(['  - name: r', '    provider: bash', '    commands: [env]', '    env:', '      - ARGS=${{ run.args }}']);
+    expect(args.resolve('r', { args: ['1', '2'] }).env).toEqual({ ARGS: '1 2' });
+    expect(refusal(() => args.resolve('r', { args: [value] })).message).toBe(
+      `.dstack/workflows.yaml:6:9: the run argument ${JSON.stringify(value)} of \${{ run.args }} in 'env' of workflow 'r' has '[' before '$' or a backtick, which bash runs as code where it does arithmetic ($((…)), [[ … -eq … ]]); give an argument without them`,
+    );
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+
   it('keeps $$ as a literal $ beside it', () => {
     const p = workflows(['  - name: a', '    provider: bash', '    commands:', '      - echo "$${{ foo }} costs $$5"'], { '.dstack/variables.yaml': 'variables:\n  a:\n    foo: 1\n' });
     expect(p.resolve('a').spec).toMatchObject({ commands: ['echo "${{ foo }} costs $5"'] });
@@ -189,6 +234,20 @@ describe('a variable outside shell text', () => {
     expect(b.resources.gpu).toEqual({ count: 2 });
     expect(p.resolve('d', { overrides: { foo: value } }).spec).toMatchObject({ image: value, entrypoint: ['python', value] });
     expect(p.resolve('c', { overrides: { foo: 'a%20b' } }).spec).toMatchObject({ url: 'http://127.0.0.1/a%20b' });
+  });
+
+  it("is the value as is in docker's commands when the entrypoint is no shell, and a reference when it is one", () => {
+    const value = `$(id) "'; [\`id\`]`;
+    const lines = (entrypoint: string) => ['  - name: d', '    provider: docker', '    image: alpine', ...(entrypoint ? [`    entrypoint: ${entrypoint}`] : []), '    commands:', '      - print("${{ foo }}")'];
+    for (const entrypoint of ['[python, -c]', 'python -c', '["/usr/bin/node", "-e"]']) {
+      const wf = workflows(lines(entrypoint), files).resolve('d', { overrides: { foo: value } });
+      expect(wf.spec).toMatchObject({ commands: [`print("${value}")`] });
+      expect(wf.env).toEqual({});
+    }
+    for (const entrypoint of ['', '[/bin/bash, -c]', 'sh -ec', '[/usr/bin/env, bash, -c]', '[tini, --, /bin/sh, -c]', '["${{ foo }}", -c]']) {
+      const wf = workflows(lines(entrypoint), files).resolve('d', { overrides: { foo: 'x' } });
+      expect(wf.spec).toMatchObject({ commands: ['print("${DSTACK_VAR_foo}")'] });
+    }
   });
 
   it('may not name an environment variable in an env list (BASH_ENV=… would run a file)', () => {
