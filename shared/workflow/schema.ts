@@ -125,7 +125,7 @@ export const dockerWorkflow = z.strictObject({
   ...common,
   provider: z.literal('docker'),
   image: z.string().min(1).describe('The Docker image.'),
-  commands: z.array(command).optional().describe('Commands run by `/bin/sh -c` in the image.'),
+  commands: z.array(command).optional().describe('Commands run by `entrypoint` in the image (default `/bin/sh -c`, one shell, stopping at the first failure); an entrypoint that is no shell gets them as they are, one a line.'),
   entrypoint: z.union([z.string(), z.array(z.string())]).optional().describe("Overrides the image's entrypoint."),
   registry_auth: z
     .strictObject({

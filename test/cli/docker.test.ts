@@ -73,6 +73,21 @@ describe('the docker provider', () => {
     expect(r.stdout).toContain('from-entrypoint');
   });
 
+  it("gives commands to a non-shell entrypoint as they are, a variable's value in them as data", async () => {
+    const home = tempDir();
+    const cwd = makeRepo({
+      '.dstack/workflows.yaml': `workflows:\n${dockerWf('plain', '    entrypoint: [echo]\n    commands:\n      - "value=' + '${{ x }}"\n')}`,
+      '.dstack/variables.yaml': 'variables:\n  plain:\n    x: default\n',
+    });
+    const r = await cli(['run', 'plain', '--x', '$(id) `id`'], { cwd, home });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // echo got the line as it is: no `set -e` before it, the value put in as text, nothing run.
+    expect(r.stdout).toContain('value=$(id) `id`');
+    expect(r.stdout).not.toContain('set -e');
+    expect(r.stdout).not.toContain('uid=');
+  });
+
   it('pulls a missing image from the registry with progress, and says why a pull fails', async () => {
     const home = tempDir();
     const image = `${REGISTRY}/busybox:1`;
