@@ -7,7 +7,16 @@ import { workflow } from './service.js';
 
 /** A bash workflow as the loader resolves it. */
 export function bash(name: string, commands: string[], extra: Partial<ResolvedWorkflow> = {}): ResolvedWorkflow {
-  return workflow(name, { spec: { name, provider: 'bash', commands } as ResolvedWorkflow['spec'], ...extra });
+  // The spec says what the plan says (the server checks a submitted plan against its spec, as the loader makes it).
+  const spec = {
+    name,
+    provider: 'bash',
+    commands,
+    ...(extra.artifacts ? { artifacts: extra.artifacts } : {}),
+    ...(extra.cache ? { cache: extra.cache } : {}),
+    ...(extra.dependsOn ? { 'depends-on': extra.dependsOn.map((d) => (d.tag ? `${d.workflow}:${d.tag}` : d.workflow)) } : {}),
+  };
+  return workflow(name, { spec: spec as ResolvedWorkflow['spec'], ...extra });
 }
 
 /** The server's user API, as the CLI calls it, with a user token. */
