@@ -70,6 +70,8 @@ export class JobRunner {
   private killTimers: NodeJS.Timeout[] = [];
   private status: JobStatus = 'submitted';
   private statusSent: Promise<void> = Promise.resolve();
+  /** The user the job's folder was handed over to (`--run-as`, a host job): what it holds is that user's doing. */
+  private handedTo: RunAs | undefined;
 
   constructor(private readonly job: JobAssignment, private readonly io: JobIO, private readonly options: JobRunnerOptions) {
     this.dir = path.join(options.workRoot, job.jobId);
@@ -134,7 +136,7 @@ export class JobRunner {
   /** What a provider needs: paths and environment for where the job runs, and how to start it there. */
   private context(workflow: ResolvedWorkflow): ProviderContext {
     const isolation = this.options.isolation ?? { mode: 'host', image: '' };
-    const inContainer = workflow.provider === 'docker' || isolation.mode === 'docker';
+    const inContainer = this.inContainer(workflow);
     const hostPaths: JobPaths = { jobDir: this.dir, cwd: path.join(this.dir, 'work', workflow.workingDir), home: path.join(this.dir, 'home') };
     const boxPaths: JobPaths = {
       jobDir: CONTAINER_JOB_DIR,
@@ -175,6 +177,7 @@ export class JobRunner {
         if (!inContainer && !runAs) return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d));
         if (runAs) {
           await handOver(this.dir, runAs);
+          this.handedTo = runAs;
           // The pty's state beside the job folders (a folder the user cannot list), not in the job's own.
           return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d), { runAs, stateDir: path.dirname(this.dir) });
         }
@@ -182,6 +185,10 @@ export class JobRunner {
       },
     };
     return ctx;
+  }
+
+  private inContainer(workflow: ResolvedWorkflow): boolean {
+    return workflow.provider === 'docker' || (this.options.isolation ?? { mode: 'host' }).mode === 'docker';
   }
 
   /** Stops the job: SIGINT, then SIGTERM and SIGKILL after the grace period; `abort` kills at once. */
@@ -250,6 +257,9 @@ export class JobRunner {
   }
 
   private async saveAll(work: string, home: string, saveCache: boolean): Promise<void> {
+    // Where the job is kept from what this process may read (another user, a container), a path
+    // it names is saved only if it stays in the job's folder.
+    const confined = this.options.runAs !== undefined || this.inContainer(this.job.workflow);
     /** Packs `base/rel` and hands it on as `stored` (the path as the workflow names it). */
     const save = async (base: string, rel: string, stored: string, put: JobIO['putArtifact'], label: string) => {
       // A job may have put a link in place of its folder: tar would follow it out of the job.
@@ -262,8 +272,18 @@ export class JobRunner {
         this.streamer.note(`${label} '${stored}' does not exist; nothing saved`);
         return;
       }
+      // The folders on the way are the job's: a link among them (`ln -s /etc/dstack-agent out`,
+      // then `out/token`) would have this process read what the job may not. Refused here with a
+      // reason, before it is measured; under --run-as tar itself runs as the job's user (setpriv),
+      // which holds even where a process of that user swaps in a link after this look (measure
+      // could then count sizes there, never read a byte). A container's processes are gone once it
+      // has ended.
+      if (confined && !within(await fsp.realpath(base), await fsp.realpath(full))) {
+        this.streamer.note(`${label} '${stored}' not saved: it leads out of the job's folder through a link`);
+        return;
+      }
       const size = await measure(full);
-      const { stream, done } = packStream(base, rel);
+      const { stream, done } = packStream(base, rel, this.handedTo);
       await Promise.all([put(stored, stream, size), done]);
     };
     for (const a of this.job.workflow.artifacts) await save(work, a, a, (...args) => this.io.putArtifact(...args), 'artifact');
@@ -281,4 +301,10 @@ export class JobRunner {
     this.statusSent = this.statusSent.then(() => this.io.setStatus(status, fields));
     return this.statusSent;
   }
+}
+
+/** Whether `p` is `folder` or inside it (both real paths). */
+function within(folder: string, p: string): boolean {
+  const rel = path.relative(folder, p);
+  return rel === '' || (!rel.startsWith(`..${path.sep}`) && rel !== '..' && !path.isAbsolute(rel));
 }

@@ -4,13 +4,17 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
+import { asUser } from './pty/script-process.js';
+import type { RunAs } from './pty-process.js';
 
 /**
  * Archives move as tar streams, produced and consumed by the system's tar, so a model of many
- * gigabytes never sits in memory.
+ * gigabytes never sits in memory. With `runAs`, tar runs as that user: a job's folder is its
+ * user's to change, and tar reads only what that user may read, whatever links the job left.
  */
-export function packStream(baseDir: string, relative: string): { stream: Readable; done: Promise<void> } {
-  const child = spawn('tar', ['-cf', '-', '-C', baseDir, '--', relative], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function packStream(baseDir: string, relative: string, runAs?: RunAs): { stream: Readable; done: Promise<void> } {
+  const [file, ...args] = asUser(runAs, ['tar', '-cf', '-', '-C', baseDir, '--', relative]);
+  const child = spawn(file!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return { stream: child.stdout, done: finished(child, 'tar -c') };
 }
 

@@ -77,6 +77,26 @@ describe('dstack-agent on a shared host', () => {
     expect([next.status, logOf(state, next.id)]).toEqual(['done', 'from the repository\r\ncat: made.txt: No such file or directory\r\nagain\r\n']);
   });
 
+  it("saves no artifact or cache of a --run-as job through a link it made to the agent's token folder or work folder, and says why", async () => {
+    const { token, tokenFile, server, state } = await serverWithToken();
+    const repo = bareRepo({ 'README.md': 'hi\n' });
+    const workDir = tempDir();
+    // Each path is lexically inside the job's folder; a folder on the way is the job's link out of it.
+    const commands = [`ln -s ${path.dirname(tokenFile)} out`, `ln -s ${workDir} ~/agent`, 'mkdir kept ~/.pip && echo model > kept/model.bin && echo wheel > ~/.pip/wheel'];
+    const job = bash('leak', commands, { artifacts: ['out/token', 'kept'], cache: ['~/agent/mirrors', '~/.pip'] });
+    submit(state, 'run-as-link-1', [job], { ...repo, patch: null });
+    await startAgent({ url: server.url, token: { file: tokenFile }, name: 'shared-3', workDir, args: ['--run-as', 'nobody'] });
+    const saved = await ended(state, 'run-as-link-1-0');
+    const log = logOf(state, saved.id);
+    expect([saved.status, saved.reason], log).toEqual(['done', null]);
+    // What the job made in its folder is saved (packed as its user).
+    expect(state.service.artifactsOfRun('run-as-link-1').map((a) => [a.path, a.files])).toEqual([['kept', 1]]);
+    expect(state.service.cachesOf(repo.repoUrl, 'leak').map((c) => c.path)).toEqual(['~/.pip']);
+    expect(log).toContain("artifact 'out/token' not saved: it leads out of the job's folder through a link");
+    expect(log).toContain("cache '~/agent/mirrors' not saved: it leads out of the job's folder through a link");
+    expect(log).not.toContain(token);
+  });
+
   it('stops a job running as the --run-as user as a user would, on the agent\'s SIGTERM', async () => {
     const { tokenFile, server, state } = await serverWithToken();
     const repo = bareRepo({ 'README.md': 'hi\n' });
