@@ -97,8 +97,14 @@ export class JobRunner {
       fs.mkdirSync(home, { recursive: true });
       fs.mkdirSync(path.join(this.dir, 'tmp'), { recursive: true });
       await this.io.checkout(work);
-      for (const dep of await this.io.dependencies()) await unpack(dep.open(), work);
-      for (const cache of await this.io.caches()) await unpack(cache.open(), cache.path.startsWith('~') ? home : work);
+      // Under --run-as the checkout is the run's author's to shape (a committed link `out` to
+      // /etc): root's tar would follow such a link out of the job's folder. The folder is the job
+      // user's first, and its dependencies and caches are unpacked as that user.
+      const jobUser = this.inContainer(this.job.workflow) ? undefined : this.options.runAs;
+      if (jobUser) await this.handOverTo(jobUser);
+      const unpackAs = { runAs: this.handedTo };
+      for (const dep of await this.io.dependencies()) await unpack(dep.open(), work, unpackAs);
+      for (const cache of await this.io.caches()) await unpack(cache.open(), cache.path.startsWith('~') ? home : work, unpackAs);
       if (this.stopMode) return await this.finish(undefined, undefined, false);
 
       const provider = PROVIDERS[this.job.workflow.provider];
@@ -176,8 +182,8 @@ export class JobRunner {
         writeJobScript(this.dir, lines, workflow.runArgs);
         if (!inContainer && !runAs) return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d));
         if (runAs) {
-          await handOver(this.dir, runAs);
-          this.handedTo = runAs;
+          // Again: what was written since (the script, the python on PATH) becomes the user's too.
+          await this.handOverTo(runAs);
           // The pty's state beside the job folders (a folder the user cannot list), not in the job's own.
           return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d), { runAs, stateDir: path.dirname(this.dir) });
         }
@@ -185,6 +191,11 @@ export class JobRunner {
       },
     };
     return ctx;
+  }
+
+  private async handOverTo(runAs: RunAs): Promise<void> {
+    await handOver(this.dir, runAs);
+    this.handedTo = runAs;
   }
 
   private inContainer(workflow: ResolvedWorkflow): boolean {

@@ -18,12 +18,17 @@ export function packStream(baseDir: string, relative: string, runAs?: RunAs): { 
   return { stream: child.stdout, done: finished(child, 'tar -c') };
 }
 
-/** Unpacks a tar stream into `destDir`; with `keepOld`, a file that exists already is an error and is kept. */
-export async function unpack(archive: Readable, destDir: string, options: { keepOld?: boolean } = {}): Promise<void> {
+/**
+ * Unpacks a tar stream into `destDir`; with `keepOld`, a file that exists already is an error and
+ * is kept. With `runAs`, tar runs as that user: it follows a link it finds in `destDir` (tar does)
+ * only as far as that user may write.
+ */
+export async function unpack(archive: Readable, destDir: string, options: { keepOld?: boolean; runAs?: RunAs } = {}): Promise<void> {
   fs.mkdirSync(destDir, { recursive: true });
   // --no-same-owner: files belong to whoever runs the job; tar itself refuses members with '..'.
   const args = ['-xf', '-', '-C', destDir, '--no-same-owner', ...(options.keepOld ? ['--keep-old-files'] : [])];
-  const child = spawn('tar', args, { stdio: ['pipe', 'ignore', 'pipe'] });
+  const [file, ...rest] = asUser(options.runAs, ['tar', ...args]);
+  const child = spawn(file!, rest, { stdio: ['pipe', 'ignore', 'pipe'] });
   const done = finished(child, 'tar -x');
   // tar may exit once it has read the end-of-archive blocks, before the record padding after
   // them: a closed stdin then is not an error. tar's exit status says whether it all arrived.

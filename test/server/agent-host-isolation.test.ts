@@ -97,6 +97,26 @@ describe('dstack-agent on a shared host', () => {
     expect(log).not.toContain(token);
   });
 
+  it("unpacks a --run-as job's dependencies as its user: a link committed in the repository leads none of them out of its folder", async () => {
+    const { tokenFile, server, state } = await serverWithToken();
+    // A folder only root may write, which the repository's `out` names.
+    const outside = tempDir();
+    const repo = bareRepo({ 'README.md': 'hi\n' });
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo.work, '-c', 'user.name=t', '-c', 'user.email=t@x', ...args], { encoding: 'utf8' }).trim();
+    fs.symlinkSync(outside, path.join(repo.work, 'out'));
+    git('add', 'out');
+    git('commit', '--quiet', '-m', 'link');
+    git('push', '--quiet', repo.repoUrl, 'main');
+    const make = bash('make', ['rm out && mkdir out && echo planted > out/planted'], { artifacts: ['out/planted'] });
+    const use = bash('use', ['cat out/planted'], { dependsOn: [{ workflow: 'make' }] });
+    submit(state, 'run-as-unpack-1', [make, use], { ...repo, commit: git('rev-parse', 'HEAD'), patch: null });
+    await startAgent({ url: server.url, token: { file: tokenFile }, name: 'shared-4', workDir: tempDir(), args: ['--run-as', 'nobody'] });
+    const used = await ended(state, 'run-as-unpack-1-1');
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect(used.status).toBe('aborted');
+    expect(used.reason).toMatch(/^infrastructure error: tar -x failed \(2\): tar: out\/planted: Cannot open: Permission denied/);
+  });
+
   it('stops a job running as the --run-as user as a user would, on the agent\'s SIGTERM', async () => {
     const { tokenFile, server, state } = await serverWithToken();
     const repo = bareRepo({ 'README.md': 'hi\n' });
