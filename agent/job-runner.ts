@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { isDstackError } from '../shared/errors.js';
 import type { JobStatus } from '../shared/job-status.js';
@@ -22,8 +24,11 @@ import type { ContainerOptions, JobPaths, Provider, ProviderContext, RunningProv
 import { pythonProvider } from './providers/python.js';
 import { containerScriptCommand, runHostScript, writeJobScript } from './providers/shell-script.js';
 import { SecretMasker } from './secret-masker.js';
+import { asUser } from './pty/script-process.js';
 import { removeTree } from './remove-tree.js';
 import { measure, packStream, unpack } from './tar.js';
+
+const execFileAsync = promisify(execFile);
 
 const PROVIDERS: Record<string, Provider | undefined> = { bash: bashProvider, python: pythonProvider, curl: curlProvider, docker: dockerProvider };
 
@@ -109,7 +114,7 @@ export class JobRunner {
 
       const provider = PROVIDERS[this.job.workflow.provider];
       if (!provider) throw new Error(`provider '${this.job.workflow.provider}' cannot run on this runner yet`);
-      fs.mkdirSync(path.join(work, this.job.workflow.workingDir), { recursive: true });
+      await this.makeFolder(path.join(work, this.job.workflow.workingDir));
       try {
         this.running = await provider(this.context(injectSecrets(this.job.workflow, this.job.secrets)));
         if (this.running.pauseIsFree) this.io.logMayPause?.();
@@ -196,6 +201,19 @@ export class JobRunner {
   private async handOverTo(runAs: RunAs): Promise<void> {
     await handOver(this.dir, runAs);
     this.handedTo = runAs;
+  }
+
+  /** Makes a folder in the job's; once it is the job user's, as that user (a committed link on the way leads root's mkdir nowhere). */
+  private async makeFolder(dir: string): Promise<void> {
+    if (!this.handedTo) {
+      fs.mkdirSync(dir, { recursive: true });
+      return;
+    }
+    const relative = path.relative(this.dir, dir);
+    const [file, ...args] = asUser(this.handedTo, ['mkdir', '-p', '--', relative]);
+    await execFileAsync(file!, args, { cwd: this.dir, env: { ...process.env, LC_ALL: 'C' } }).catch((err: { stderr?: string }) => {
+      throw new Error(`cannot make the folder ${relative}: ${String(err.stderr ?? err).trim()}`);
+    });
   }
 
   private inContainer(workflow: ResolvedWorkflow): boolean {

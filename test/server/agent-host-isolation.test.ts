@@ -97,7 +97,7 @@ describe('dstack-agent on a shared host', () => {
     expect(log).not.toContain(token);
   });
 
-  it("unpacks a --run-as job's dependencies as its user: a link committed in the repository leads none of them out of its folder", async () => {
+  it("unpacks a --run-as job's dependencies and makes its working folder as its user: a link committed in the repository leads neither out of its folder", async () => {
     const { tokenFile, server, state } = await serverWithToken();
     // A folder only root may write, which the repository's `out` names.
     const outside = tempDir();
@@ -115,6 +115,11 @@ describe('dstack-agent on a shared host', () => {
     expect(fs.readdirSync(outside)).toEqual([]);
     expect(used.status).toBe('aborted');
     expect(used.reason).toMatch(/^infrastructure error: tar -x failed \(2\): tar: out\/planted: Cannot open: Permission denied/);
+    // Nor does its working folder, made through that link.
+    submit(state, 'run-as-unpack-2', [workflow('deeper', { spec: { name: 'deeper', provider: 'bash', commands: ['pwd'] } as ResolvedWorkflow['spec'], workingDir: 'out/deeper' })], { ...repo, commit: git('rev-parse', 'HEAD'), patch: null });
+    const deeper = await ended(state, 'run-as-unpack-2-0');
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect([deeper.status, deeper.reason]).toEqual(['aborted', "infrastructure error: cannot make the folder work/out/deeper: mkdir: cannot create directory 'work/out': Permission denied"]);
   });
 
   it('stops a job running as the --run-as user as a user would, on the agent\'s SIGTERM', async () => {
