@@ -11,6 +11,7 @@ import type { ResolvedWorkflow } from '../shared/workflow/types.js';
 import { connectDocker } from './docker/engine.js';
 import { JOB_LABEL, OWNER_LABEL, runContainer } from './docker/run-container.js';
 import { handOver } from './hand-over.js';
+import { insideFolder } from './inside-folder.js';
 import { containerEnvironment, hostEnvironment } from './job-env.js';
 import type { JobAssignment, JobIO } from './job-io.js';
 import { killLeftoverJobs } from './leftover-jobs.js';
@@ -307,7 +308,7 @@ export class JobRunner {
       // which holds even where a process of that user swaps in a link after this look (measure
       // could then count sizes there, never read a byte). A container's processes are gone once it
       // has ended.
-      if (confined && !within(await fsp.realpath(base), await fsp.realpath(full))) {
+      if (confined && !insideFolder(await fsp.realpath(base), await fsp.realpath(full))) {
         this.streamer.note(`${label} '${stored}' not saved: it leads out of the job's folder through a link`);
         return;
       }
@@ -330,10 +331,4 @@ export class JobRunner {
     this.statusSent = this.statusSent.then(() => this.io.setStatus(status, fields));
     return this.statusSent;
   }
-}
-
-/** Whether `p` is `folder` or inside it (both real paths). */
-function within(folder: string, p: string): boolean {
-  const rel = path.relative(folder, p);
-  return rel === '' || (!rel.startsWith(`..${path.sep}`) && rel !== '..' && !path.isAbsolute(rel));
 }
