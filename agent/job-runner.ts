@@ -11,7 +11,7 @@ import type { ResolvedWorkflow } from '../shared/workflow/types.js';
 import { connectDocker } from './docker/engine.js';
 import { JOB_LABEL, OWNER_LABEL, runContainer } from './docker/run-container.js';
 import { handOver } from './hand-over.js';
-import { insideFolder } from './inside-folder.js';
+import { staysInside } from './stays-inside.js';
 import { containerEnvironment, hostEnvironment } from './job-env.js';
 import type { JobAssignment, JobIO } from './job-io.js';
 import { killLeftoverJobs } from './leftover-jobs.js';
@@ -298,18 +298,18 @@ export class JobRunner {
         return;
       }
       const full = path.join(base, rel);
-      if (!fs.existsSync(full)) {
-        this.streamer.note(`${label} '${stored}' does not exist; nothing saved`);
-        return;
-      }
       // The folders on the way are the job's: a link among them (`ln -s /etc/dstack-agent out`,
       // then `out/token`) would have this process read what the job may not. Refused here with a
-      // reason, before it is measured; under --run-as tar itself runs as the job's user (setpriv),
-      // which holds even where a process of that user swaps in a link after this look (measure
-      // could then count sizes there, never read a byte). A container's processes are gone once it
-      // has ended.
-      if (confined && !insideFolder(await fsp.realpath(base), await fsp.realpath(full))) {
+      // reason, before it is measured (or even said to exist); under --run-as tar itself runs as
+      // the job's user (setpriv), which holds even where a process of that user swaps in a link
+      // after this look (measure could then count sizes there, never read a byte). A container's
+      // processes are gone once it has ended.
+      if (confined && !staysInside(base, full)) {
         this.streamer.note(`${label} '${stored}' not saved: it leads out of the job's folder through a link`);
+        return;
+      }
+      if (!fs.existsSync(full)) {
+        this.streamer.note(`${label} '${stored}' does not exist; nothing saved`);
         return;
       }
       const size = await measure(full);

@@ -4,7 +4,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DstackError } from '../../shared/errors.js';
 import type { CurlSpec } from '../../shared/workflow/schema.js';
-import { insideFolder } from '../inside-folder.js';
+import { staysInside } from '../stays-inside.js';
 import type { Provider } from './provider.js';
 
 const ATTEMPTS = 4;
@@ -19,7 +19,7 @@ export const curlProvider: Provider = async (ctx) => {
   const output = path.join(work, ctx.workflow.workingDir, spec.output);
   // The folders on the way are the repository's: a link committed there (`out` to /etc) would have
   // this process (root, under --run-as) write where the job may not.
-  if (!insideFolder(fs.realpathSync(work), fs.realpathSync(nearestExisting(path.dirname(output))))) {
+  if (!staysInside(work, path.dirname(output))) {
     throw new DstackError('DSTACK_ERR_PATH_ESCAPES', `output '${spec.output}' leads out of the job's folder through a link; name a path inside it`);
   }
   const exited = (async () => {
@@ -88,10 +88,4 @@ async function download(url: string, output: string, signal: AbortSignal, out: (
   await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), progress, fs.createWriteStream('', { fd }));
   report(true);
   fs.renameSync(tmp, output);
-}
-
-/** `dir`, or its nearest folder above that exists. */
-function nearestExisting(dir: string): string {
-  while (!fs.existsSync(dir)) dir = path.dirname(dir);
-  return dir;
 }
