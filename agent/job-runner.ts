@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { isDstackError } from '../shared/errors.js';
 import type { JobStatus } from '../shared/job-status.js';
@@ -9,6 +11,7 @@ import type { ResolvedWorkflow } from '../shared/workflow/types.js';
 import { connectDocker } from './docker/engine.js';
 import { JOB_LABEL, OWNER_LABEL, runContainer } from './docker/run-container.js';
 import { handOver } from './hand-over.js';
+import { staysInside } from './stays-inside.js';
 import { containerEnvironment, hostEnvironment } from './job-env.js';
 import type { JobAssignment, JobIO } from './job-io.js';
 import { killLeftoverJobs } from './leftover-jobs.js';
@@ -22,8 +25,11 @@ import type { ContainerOptions, JobPaths, Provider, ProviderContext, RunningProv
 import { pythonProvider } from './providers/python.js';
 import { containerScriptCommand, runHostScript, writeJobScript } from './providers/shell-script.js';
 import { SecretMasker } from './secret-masker.js';
+import { asUser } from './pty/script-process.js';
 import { removeTree } from './remove-tree.js';
 import { measure, packStream, unpack } from './tar.js';
+
+const execFileAsync = promisify(execFile);
 
 const PROVIDERS: Record<string, Provider | undefined> = { bash: bashProvider, python: pythonProvider, curl: curlProvider, docker: dockerProvider };
 
@@ -70,6 +76,8 @@ export class JobRunner {
   private killTimers: NodeJS.Timeout[] = [];
   private status: JobStatus = 'submitted';
   private statusSent: Promise<void> = Promise.resolve();
+  /** The user the job's folder was handed over to (`--run-as`, a host job): what it holds is that user's doing. */
+  private handedTo: RunAs | undefined;
 
   constructor(private readonly job: JobAssignment, private readonly io: JobIO, private readonly options: JobRunnerOptions) {
     this.dir = path.join(options.workRoot, job.jobId);
@@ -95,13 +103,19 @@ export class JobRunner {
       fs.mkdirSync(home, { recursive: true });
       fs.mkdirSync(path.join(this.dir, 'tmp'), { recursive: true });
       await this.io.checkout(work);
-      for (const dep of await this.io.dependencies()) await unpack(dep.open(), work);
-      for (const cache of await this.io.caches()) await unpack(cache.open(), cache.path.startsWith('~') ? home : work);
+      // Under --run-as the checkout is the run's author's to shape (a committed link `out` to
+      // /etc): root's tar would follow such a link out of the job's folder. The folder is the job
+      // user's first, and its dependencies and caches are unpacked as that user.
+      const jobUser = this.inContainer(this.job.workflow) ? undefined : this.options.runAs;
+      if (jobUser) await this.handOverTo(jobUser);
+      const unpackAs = { runAs: this.handedTo };
+      for (const dep of await this.io.dependencies()) await unpack(dep.open(), work, unpackAs);
+      for (const cache of await this.io.caches()) await unpack(cache.open(), cache.path.startsWith('~') ? home : work, unpackAs);
       if (this.stopMode) return await this.finish(undefined, undefined, false);
 
       const provider = PROVIDERS[this.job.workflow.provider];
       if (!provider) throw new Error(`provider '${this.job.workflow.provider}' cannot run on this runner yet`);
-      fs.mkdirSync(path.join(work, this.job.workflow.workingDir), { recursive: true });
+      await this.makeFolder(path.join(work, this.job.workflow.workingDir));
       try {
         this.running = await provider(this.context(injectSecrets(this.job.workflow, this.job.secrets)));
         if (this.running.pauseIsFree) this.io.logMayPause?.();
@@ -134,7 +148,7 @@ export class JobRunner {
   /** What a provider needs: paths and environment for where the job runs, and how to start it there. */
   private context(workflow: ResolvedWorkflow): ProviderContext {
     const isolation = this.options.isolation ?? { mode: 'host', image: '' };
-    const inContainer = workflow.provider === 'docker' || isolation.mode === 'docker';
+    const inContainer = this.inContainer(workflow);
     const hostPaths: JobPaths = { jobDir: this.dir, cwd: path.join(this.dir, 'work', workflow.workingDir), home: path.join(this.dir, 'home') };
     const boxPaths: JobPaths = {
       jobDir: CONTAINER_JOB_DIR,
@@ -174,7 +188,8 @@ export class JobRunner {
         writeJobScript(this.dir, lines, workflow.runArgs);
         if (!inContainer && !runAs) return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d));
         if (runAs) {
-          await handOver(this.dir, runAs);
+          // Again: what was written since (the script, the python on PATH) becomes the user's too.
+          await this.handOverTo(runAs);
           // The pty's state beside the job folders (a folder the user cannot list), not in the job's own.
           return runHostScript(this.dir, hostPaths.cwd, ctx.env, (d) => this.output(d), { runAs, stateDir: path.dirname(this.dir) });
         }
@@ -182,6 +197,28 @@ export class JobRunner {
       },
     };
     return ctx;
+  }
+
+  private async handOverTo(runAs: RunAs): Promise<void> {
+    await handOver(this.dir, runAs);
+    this.handedTo = runAs;
+  }
+
+  /** Makes a folder in the job's; once it is the job user's, as that user (a committed link on the way leads root's mkdir nowhere). */
+  private async makeFolder(dir: string): Promise<void> {
+    if (!this.handedTo) {
+      fs.mkdirSync(dir, { recursive: true });
+      return;
+    }
+    const relative = path.relative(this.dir, dir);
+    const [file, ...args] = asUser(this.handedTo, ['mkdir', '-p', '--', relative]);
+    await execFileAsync(file!, args, { cwd: this.dir, env: { ...process.env, LC_ALL: 'C' } }).catch((err: { stderr?: string }) => {
+      throw new Error(`cannot make the folder ${relative}: ${String(err.stderr ?? err).trim()}`);
+    });
+  }
+
+  private inContainer(workflow: ResolvedWorkflow): boolean {
+    return workflow.provider === 'docker' || (this.options.isolation ?? { mode: 'host' }).mode === 'docker';
   }
 
   /** Stops the job: SIGINT, then SIGTERM and SIGKILL after the grace period; `abort` kills at once. */
@@ -250,6 +287,9 @@ export class JobRunner {
   }
 
   private async saveAll(work: string, home: string, saveCache: boolean): Promise<void> {
+    // Where the job is kept from what this process may read (another user, a container), a path
+    // it names is saved only if it stays in the job's folder.
+    const confined = this.options.runAs !== undefined || this.inContainer(this.job.workflow);
     /** Packs `base/rel` and hands it on as `stored` (the path as the workflow names it). */
     const save = async (base: string, rel: string, stored: string, put: JobIO['putArtifact'], label: string) => {
       // A job may have put a link in place of its folder: tar would follow it out of the job.
@@ -258,12 +298,22 @@ export class JobRunner {
         return;
       }
       const full = path.join(base, rel);
+      // The folders on the way are the job's: a link among them (`ln -s /etc/dstack-agent out`,
+      // then `out/token`) would have this process read what the job may not. Refused here with a
+      // reason, before it is measured (or even said to exist); under --run-as tar itself runs as
+      // the job's user (setpriv), which holds even where a process of that user swaps in a link
+      // after this look (measure could then count sizes there, never read a byte). A container's
+      // processes are gone once it has ended.
+      if (confined && !staysInside(base, full)) {
+        this.streamer.note(`${label} '${stored}' not saved: it leads out of the job's folder through a link`);
+        return;
+      }
       if (!fs.existsSync(full)) {
         this.streamer.note(`${label} '${stored}' does not exist; nothing saved`);
         return;
       }
       const size = await measure(full);
-      const { stream, done } = packStream(base, rel);
+      const { stream, done } = packStream(base, rel, this.handedTo);
       await Promise.all([put(stored, stream, size), done]);
     };
     for (const a of this.job.workflow.artifacts) await save(work, a, a, (...args) => this.io.putArtifact(...args), 'artifact');

@@ -4,22 +4,31 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
+import { asUser } from './pty/script-process.js';
+import type { RunAs } from './pty-process.js';
 
 /**
  * Archives move as tar streams, produced and consumed by the system's tar, so a model of many
- * gigabytes never sits in memory.
+ * gigabytes never sits in memory. With `runAs`, tar runs as that user: a job's folder is its
+ * user's to change, and tar reads only what that user may read, whatever links the job left.
  */
-export function packStream(baseDir: string, relative: string): { stream: Readable; done: Promise<void> } {
-  const child = spawn('tar', ['-cf', '-', '-C', baseDir, '--', relative], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function packStream(baseDir: string, relative: string, runAs?: RunAs): { stream: Readable; done: Promise<void> } {
+  const [file, ...args] = asUser(runAs, ['tar', '-cf', '-', '-C', baseDir, '--', relative]);
+  const child = spawn(file!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return { stream: child.stdout, done: finished(child, 'tar -c') };
 }
 
-/** Unpacks a tar stream into `destDir`; with `keepOld`, a file that exists already is an error and is kept. */
-export async function unpack(archive: Readable, destDir: string, options: { keepOld?: boolean } = {}): Promise<void> {
+/**
+ * Unpacks a tar stream into `destDir`; with `keepOld`, a file that exists already is an error and
+ * is kept. With `runAs`, tar runs as that user: it follows a link it finds in `destDir` (tar does)
+ * only as far as that user may write.
+ */
+export async function unpack(archive: Readable, destDir: string, options: { keepOld?: boolean; runAs?: RunAs } = {}): Promise<void> {
   fs.mkdirSync(destDir, { recursive: true });
   // --no-same-owner: files belong to whoever runs the job; tar itself refuses members with '..'.
   const args = ['-xf', '-', '-C', destDir, '--no-same-owner', ...(options.keepOld ? ['--keep-old-files'] : [])];
-  const child = spawn('tar', args, { stdio: ['pipe', 'ignore', 'pipe'] });
+  const [file, ...rest] = asUser(options.runAs, ['tar', ...args]);
+  const child = spawn(file!, rest, { stdio: ['pipe', 'ignore', 'pipe'] });
   const done = finished(child, 'tar -x');
   // tar may exit once it has read the end-of-archive blocks, before the record padding after
   // them: a closed stdin then is not an error. tar's exit status says whether it all arrived.

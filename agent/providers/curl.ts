@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { DstackError } from '../../shared/errors.js';
 import type { CurlSpec } from '../../shared/workflow/schema.js';
+import { staysInside } from '../stays-inside.js';
 import type { Provider } from './provider.js';
 
 const ATTEMPTS = 4;
@@ -13,7 +15,13 @@ export const curlProvider: Provider = async (ctx) => {
   const controller = new AbortController();
   let stoppedBy: NodeJS.Signals | undefined;
   // No code of the user's runs here, so the download happens on this machine whatever the isolation.
-  const output = path.join(ctx.hostJobDir, 'work', ctx.workflow.workingDir, spec.output);
+  const work = path.join(ctx.hostJobDir, 'work');
+  const output = path.join(work, ctx.workflow.workingDir, spec.output);
+  // The folders on the way are the repository's: a link committed there (`out` to /etc) would have
+  // this process (root, under --run-as) write where the job may not.
+  if (!staysInside(work, path.dirname(output))) {
+    throw new DstackError('DSTACK_ERR_PATH_ESCAPES', `output '${spec.output}' leads out of the job's folder through a link; name a path inside it`);
+  }
   const exited = (async () => {
     fs.mkdirSync(path.dirname(output), { recursive: true });
     for (let attempt = 1; ; attempt++) {
@@ -75,7 +83,9 @@ async function download(url: string, output: string, signal: AbortSignal, out: (
     },
   });
   const tmp = `${output}.part`;
-  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), progress, fs.createWriteStream(tmp));
+  // Not through a link of that name (the rename after replaces one at `output` itself).
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o644);
+  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), progress, fs.createWriteStream('', { fd }));
   report(true);
   fs.renameSync(tmp, output);
 }

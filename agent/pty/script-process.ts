@@ -66,9 +66,10 @@ export function switchUserProblem(): string | undefined {
 /**
  * The command as the session's leader runs it: under `setpriv` to another user's ids and groups,
  * so the shell that wrote the leader's pid (as root, where the job cannot change it) becomes the
- * job, still the session's leader.
+ * job, still the session's leader. Also what the agent runs as the job's user in the job's folder
+ * after it (tar of its artifacts).
  */
-function asUser(runAs: RunAs | undefined, command: string[]): string[] {
+export function asUser(runAs: RunAs | undefined, command: string[]): string[] {
   if (!runAs) return command;
   // Found: the constructor checked.
   return [tools()!.setpriv!, '--reuid', String(runAs.uid), '--regid', String(runAs.gid), '--init-groups', '--', ...command];

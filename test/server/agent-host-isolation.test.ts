@@ -1,5 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UNTRUSTED_ON_HOST } from '../../agent/runner-agent.js';
@@ -31,6 +33,15 @@ const bash = (name: string, commands: string[], extra: Partial<ResolvedWorkflow>
  */
 function submit(state: State, runName: string, plan: ResolvedWorkflow[], source: RunSource): void {
   state.service.submit({ repo: source.repoUrl, workflow: plan.at(-1)!.name, args: '', runName, plan, executor: null, owner: 'acme', source });
+}
+
+/** Commits everything in `repo`'s work tree (links too) and pushes it; the new commit. */
+function commitAll(repo: { work: string; repoUrl: string }, message: string): string {
+  const git = (...args: string[]) => execFileSync('git', ['-C', repo.work, '-c', 'user.name=t', '-c', 'user.email=t@x', ...args], { encoding: 'utf8' }).trim();
+  git('add', '-A');
+  git('commit', '--quiet', '-m', message);
+  git('push', '--quiet', repo.repoUrl, 'main');
+  return git('rev-parse', 'HEAD');
 }
 
 const logOf = (state: State, jobId: string) => state.service.readLog(jobId, 0).toString();
@@ -75,6 +86,69 @@ describe('dstack-agent on a shared host', () => {
     expect(fs.readdirSync(path.join(workDir, 'mirrors'))).toHaveLength(1);
     const next = await ended(state, 'run-as-1-1');
     expect([next.status, logOf(state, next.id)]).toEqual(['done', 'from the repository\r\ncat: made.txt: No such file or directory\r\nagain\r\n']);
+  });
+
+  it("saves no artifact or cache of a --run-as job through a link it made to the agent's token folder or work folder, and says why", async () => {
+    const { token, tokenFile, server, state } = await serverWithToken();
+    const repo = bareRepo({ 'README.md': 'hi\n' });
+    const workDir = tempDir();
+    // Each path is lexically inside the job's folder; a folder on the way is the job's link out of it.
+    const commands = [`ln -s ${path.dirname(tokenFile)} out`, `ln -s ${workDir} ~/agent`, 'mkdir kept ~/.pip && echo model > kept/model.bin && echo wheel > ~/.pip/wheel'];
+    const job = bash('leak', commands, { artifacts: ['out/token', 'kept'], cache: ['~/agent/mirrors', '~/.pip'] });
+    submit(state, 'run-as-link-1', [job], { ...repo, patch: null });
+    await startAgent({ url: server.url, token: { file: tokenFile }, name: 'shared-3', workDir, args: ['--run-as', 'nobody'] });
+    const saved = await ended(state, 'run-as-link-1-0');
+    const log = logOf(state, saved.id);
+    expect([saved.status, saved.reason], log).toEqual(['done', null]);
+    // What the job made in its folder is saved (packed as its user).
+    expect(state.service.artifactsOfRun('run-as-link-1').map((a) => [a.path, a.files])).toEqual([['kept', 1]]);
+    expect(state.service.cachesOf(repo.repoUrl, 'leak').map((c) => c.path)).toEqual(['~/.pip']);
+    expect(log).toContain("artifact 'out/token' not saved: it leads out of the job's folder through a link");
+    expect(log).toContain("cache '~/agent/mirrors' not saved: it leads out of the job's folder through a link");
+    expect(log).not.toContain(token);
+  });
+
+  it("unpacks a --run-as job's dependencies and makes its working folder as its user: a link committed in the repository leads neither out of its folder", async () => {
+    const { tokenFile, server, state } = await serverWithToken();
+    // A folder only root may write, which the repository's `out` names.
+    const outside = tempDir();
+    const repo = bareRepo({ 'README.md': 'hi\n' });
+    fs.symlinkSync(outside, path.join(repo.work, 'out'));
+    const commit = commitAll(repo, 'link');
+    const make = bash('make', ['rm out && mkdir out && echo planted > out/planted'], { artifacts: ['out/planted'] });
+    const use = bash('use', ['cat out/planted'], { dependsOn: [{ workflow: 'make' }] });
+    submit(state, 'run-as-unpack-1', [make, use], { ...repo, commit, patch: null });
+    await startAgent({ url: server.url, token: { file: tokenFile }, name: 'shared-4', workDir: tempDir(), args: ['--run-as', 'nobody'] });
+    const used = await ended(state, 'run-as-unpack-1-1');
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect(used.status).toBe('aborted');
+    expect(used.reason).toMatch(/^infrastructure error: tar -x failed \(2\): tar: out\/planted: Cannot open: Permission denied/);
+    // Nor does its working folder, made through that link.
+    submit(state, 'run-as-unpack-2', [workflow('deeper', { spec: { name: 'deeper', provider: 'bash', commands: ['pwd'] } as ResolvedWorkflow['spec'], workingDir: 'out/deeper' })], { ...repo, commit, patch: null });
+    const deeper = await ended(state, 'run-as-unpack-2-0');
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect([deeper.status, deeper.reason]).toEqual(['aborted', "infrastructure error: cannot make the folder work/out/deeper: mkdir: cannot create directory 'work/out': Permission denied"]);
+  });
+
+  it("downloads a curl job's output nowhere a link committed in the repository leads out of its folder, and says why", async () => {
+    const { tokenFile, server, state } = await serverWithToken();
+    const outside = tempDir();
+    const files = http.createServer((_req, res) => res.end('planted\n'));
+    await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
+    closeAfterTest({ close: () => files.close() });
+    const url = `http://127.0.0.1:${(files.address() as AddressInfo).port}/x`;
+    const repo = bareRepo({ 'README.md': 'hi\n' });
+    fs.symlinkSync(outside, path.join(repo.work, 'out'));
+    fs.symlinkSync(path.join(outside, 'file'), path.join(repo.work, 'model.bin.part'));
+    const commit = commitAll(repo, 'links');
+    const curl = (name: string, output: string) => workflow(name, { provider: 'curl', spec: { name, provider: 'curl', url, output } as ResolvedWorkflow['spec'] });
+    submit(state, 'run-as-curl-1', [curl('through-folder', 'out/planted')], { ...repo, commit, patch: null });
+    submit(state, 'run-as-curl-2', [curl('through-part', 'model.bin')], { ...repo, commit, patch: null });
+    await startAgent({ url: server.url, token: { file: tokenFile }, name: 'shared-5', workDir: tempDir(), args: ['--run-as', 'nobody'] });
+    const [folder, part] = [await ended(state, 'run-as-curl-1-0'), await ended(state, 'run-as-curl-2-0')];
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect([folder.status, folder.reason]).toEqual(['failed', "output 'out/planted' leads out of the job's folder through a link; name a path inside it"]);
+    expect([part.status, logOf(state, part.id)]).toEqual(['failed', expect.stringContaining("download failed: ELOOP")]);
   });
 
   it('stops a job running as the --run-as user as a user would, on the agent\'s SIGTERM', async () => {
