@@ -106,7 +106,7 @@ export class JobRunner {
       // Under --run-as the checkout is the run's author's to shape (a committed link `out` to
       // /etc): root's tar would follow such a link out of the job's folder. The folder is the job
       // user's first, and its dependencies and caches are unpacked as that user.
-      const jobUser = this.inContainer(this.job.workflow) ? undefined : this.options.runAs;
+      const jobUser = this.hostUser(this.job.workflow);
       if (jobUser) await this.handOverTo(jobUser);
       const unpackAs = { runAs: this.handedTo };
       for (const dep of await this.io.dependencies()) await unpack(dep.open(), work, unpackAs);
@@ -157,7 +157,7 @@ export class JobRunner {
     };
     const paths = inContainer ? boxPaths : hostPaths;
     const env = inContainer ? containerEnvironment(this.job, boxPaths, workflow.env) : hostEnvironment(this.job, hostPaths, workflow.env, this.options.env);
-    const runAs = inContainer ? undefined : this.options.runAs;
+    const runAs = this.hostUser(workflow);
     if (runAs) Object.assign(env, { USER: runAs.user, LOGNAME: runAs.user });
     const container = async (o: ContainerOptions) => {
       const docker = await (this.options.docker ?? connectDocker)();
@@ -215,6 +215,11 @@ export class JobRunner {
     await execFileAsync(file!, args, { cwd: this.dir, env: { ...process.env, LC_ALL: 'C' } }).catch((err: { stderr?: string }) => {
       throw new Error(`cannot make the folder ${relative}: ${String(err.stderr ?? err).trim()}`);
     });
+  }
+
+  /** The user a host job runs as (`--run-as`); none for a job in a container. */
+  private hostUser(workflow: ResolvedWorkflow): RunAs | undefined {
+    return this.inContainer(workflow) ? undefined : this.options.runAs;
   }
 
   private inContainer(workflow: ResolvedWorkflow): boolean {

@@ -71,7 +71,7 @@ export function switchUserProblem(): string | undefined {
  */
 export function asUser(runAs: RunAs | undefined, command: string[]): string[] {
   if (!runAs) return command;
-  // Found: the constructor checked.
+  // Found: the agent refuses --run-as without setpriv at its start (switchUserProblem).
   return [tools()!.setpriv!, '--reuid', String(runAs.uid), '--regid', String(runAs.gid), '--init-groups', '--', ...command];
 }
 

@@ -44,17 +44,22 @@ export function commentHandler(app: GithubApp): (context: Context<'issue_comment
       );
     // The comment's one reply, recorded once posted: a replay of the delivery after a restart
     // (which runs nothing twice, see run()) does not post it again.
-    const reply = (body: string | undefined) =>
-      body === undefined || app.store.replied(context.id)
-        ? Promise.resolve()
-        : octokit.rest.issues.createComment({ ...repo, issue_number: issueNumber, body }).then(
-            () => app.store.setReplied(context.id),
-            (err: unknown) => app.server.log(`could not reply on ${fullName}#${issueNumber}: ${errorText(err)}`),
-          ).catch((err: unknown) => {
-            // Posted, but not recorded (a full disk): a replay would post it again, which is all.
-            if (app.server.storage.failed(err)) app.server.log(`replied on ${fullName}#${issueNumber} but could not record it: ${errorText(err)}`);
-            else throw err;
-          });
+    const reply = async (body: string | undefined) => {
+      if (body === undefined || app.store.replied(context.id)) return;
+      try {
+        await octokit.rest.issues.createComment({ ...repo, issue_number: issueNumber, body });
+      } catch (err) {
+        app.server.log(`could not reply on ${fullName}#${issueNumber}: ${errorText(err)}`);
+        return;
+      }
+      try {
+        app.store.setReplied(context.id);
+      } catch (err) {
+        // Posted, but not recorded (a full disk): a replay would post it again, which is all.
+        if (!app.server.storage.failed(err)) throw err;
+        app.server.log(`replied on ${fullName}#${issueNumber} but could not record it: ${errorText(err)}`);
+      }
+    };
     let role: string;
     try {
       role = await app.permissions.of(octokit, repo, user);

@@ -165,8 +165,9 @@ export class GithubApp {
   /**
    * Handles a webhook event after the delivery was answered: each delivery id acts once (the
    * store remembers them), and deliveries of one repository are handled one after another, in the
-   * order they came; one stored and not handled when the server stopped is handled at its next start. `event` is a name (`check_run`) or a name with its action
-   * (`check_run.rerequested`). Returns what removes the handler.
+   * order they came; one stored and not handled when the server stopped is handled at its next
+   * start. `event` is a name (`check_run`) or a name with its action (`check_run.rerequested`).
+   * Returns what removes the handler.
    */
   on<E extends WebhookName>(event: E, handler: WebhookHandler<E>): () => void {
     const entry = { event: event as string, handler: handler as unknown as WebhookHandler };
@@ -228,10 +229,10 @@ export class GithubApp {
         Date.now() - BODIES_KEPT_MS,
       );
     } catch (err) {
-      const storage = this.server.storage;
-      if (!storage.failed(err)) throw err;
-      this.server.log(`GitHub delivery ${context.id} (${context.name}) refused with 503: ${storage.error().message}`);
-      throw Object.assign(storage.error(), { status: 503 });
+      if (!this.server.storage.failed(err)) throw err;
+      const noSpace = Object.assign(this.server.storage.error(), { status: 503 });
+      this.server.log(`GitHub delivery ${context.id} (${context.name}) refused with 503: ${noSpace.message}`);
+      throw noSpace;
     }
   }
 
@@ -266,16 +267,17 @@ export class GithubApp {
   /** Starts the delivery's arrival read at once (or takes the one stored), and keeps what it gives. */
   private read(context: Context, stored: unknown): void {
     const reader = this.readers.get(context.name);
-    if (!reader && stored === undefined) return;
-    const reading =
-      stored !== undefined || !reader
-        ? Promise.resolve(stored)
-        : reader(context).then((value) => {
-            if (value !== undefined && !this.closed) this.store.setArrival(context.id, value);
-            return value;
-          });
-    // A failed read is reported by the handler that awaits it (`arrival()`); not an unhandled rejection meanwhile.
-    reading.catch(() => undefined);
+    let reading: Promise<unknown>;
+    if (stored !== undefined) reading = Promise.resolve(stored);
+    else if (reader) {
+      reading = reader(context).then((value) => {
+        if (value !== undefined && !this.closed) this.store.setArrival(context.id, value);
+        return value;
+      });
+      // The one case handled here: a failed read, which the handler that awaits it (`arrival()`)
+      // reports; until then it must not count as an unhandled rejection.
+      reading.catch(() => undefined);
+    } else return;
     this.arrivals.set(context, reading);
   }
 

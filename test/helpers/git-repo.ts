@@ -16,3 +16,26 @@ export function bareRepo(files: Record<string, string>): { repoUrl: string; comm
   git('push', '--quiet', repoUrl, 'main');
   return { repoUrl, commit: git('rev-parse', 'HEAD'), work };
 }
+
+/**
+ * A git work tree with `files` committed on `main`; `commit` adds more on the branch checked out,
+ * with `date` as the commit's author and committer dates when given (as anyone pushing may set them).
+ */
+export function workTree(files: Record<string, string>, prefix = 'dstack-work-') {
+  const dir = tempDir(prefix);
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8', env: { ...process.env, ...GIT_IDENTITY } }).trim();
+  git('init', '--quiet', '-b', 'main');
+  writeFiles(dir, files);
+  git('add', '-A');
+  git('commit', '--quiet', '-m', 'first');
+  return {
+    dir,
+    git,
+    commit(more: Record<string, string>, message = 'more', date?: string): string {
+      writeFiles(dir, more);
+      git('add', '-A');
+      execFileSync('git', ['commit', '--quiet', '-m', message], { cwd: dir, env: { ...process.env, ...GIT_IDENTITY, ...(date ? { GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date } : {}) } });
+      return git('rev-parse', 'HEAD');
+    },
+  };
+}

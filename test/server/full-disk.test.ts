@@ -54,6 +54,22 @@ async function serverOnSmallDisk(env: NodeJS.ProcessEnv = {}) {
   return { disk, agentToken, userToken, server, state };
 }
 
+/**
+ * A server on a small disk whose agent `box` runs `twoPartJob` as RUN: once its first 100 lines are
+ * stored, the disk is filled and the job let go on to `line LAST`.
+ */
+async function jobOnFullDisk(run: string, last: number, env: NodeJS.ProcessEnv = {}) {
+  const world = await serverOnSmallDisk(env);
+  const go = path.join(tempDir(), 'go');
+  submit(world.state, run, twoPartJob(go, 100, last));
+  const agent = await startAgent({ url: world.server.url, token: world.agentToken.token, name: 'box', workDir: tempDir() });
+  await waitFor(() => logOf(world.state, `${run}-0`).includes('line 100\r\n'), 30_000, 'the first part of the log');
+  world.disk.fill();
+  fs.writeFileSync(go, '');
+  await settle();
+  return { ...world, agent };
+}
+
 /** A job that prints `line 1`…`line FIRST`, waits for the file `go`, then prints up to `line LAST` and ends. */
 function twoPartJob(go: string, first: number, last: number) {
   return bash('count', [
@@ -76,15 +92,7 @@ const disconnects = (agent: Proc) => agent.output().split('disconnected from').l
 
 describe('a full data folder on the server', () => {
   it('answers 503 DSTACK_ERR_NO_SPACE naming the folder, says so on /healthz, keeps the log waiting on the connected agent, and stores every line once when space is back', async () => {
-    const { disk, agentToken, userToken, server, state } = await serverOnSmallDisk();
-    const go = path.join(tempDir(), 'go');
-    submit(state, 'full-run-1', twoPartJob(go, 100, 20_000));
-    const agent = await startAgent({ url: server.url, token: agentToken.token, name: 'box', workDir: tempDir() });
-    await waitFor(() => logOf(state, 'full-run-1-0').includes('line 100\r\n'), 30_000, 'the first part of the log');
-
-    disk.fill();
-    fs.writeFileSync(go, '');
-    await settle();
+    const { disk, userToken, server, state, agent } = await jobOnFullDisk('full-run-1', 20_000);
 
     const patch = await fetch(`${server.url}/api/patches`, { method: 'POST', headers: { authorization: `Bearer ${userToken.token}`, 'content-type': 'application/octet-stream' }, body: 'diff' });
     expect(patch.status).toBe(503);
@@ -118,15 +126,7 @@ describe('a full data folder on the server', () => {
   });
 
   it('ends a job whose log could not be kept (its agent was lost while the server waited for space) with the no-space reason, and dstack logs says the log is incomplete', async () => {
-    const { disk, agentToken, userToken, server, state } = await serverOnSmallDisk({ DSTACK_AGENT_LOST_SECONDS: '3' });
-    const go = path.join(tempDir(), 'go');
-    submit(state, 'cut-run-1', twoPartJob(go, 100, 5000));
-    const agent = await startAgent({ url: server.url, token: agentToken.token, name: 'box', workDir: tempDir() });
-    await waitFor(() => logOf(state, 'cut-run-1-0').includes('line 100\r\n'), 30_000, 'the first part of the log');
-
-    disk.fill();
-    fs.writeFileSync(go, '');
-    await settle();
+    const { disk, userToken, server, state, agent } = await jobOnFullDisk('cut-run-1', 5000, { DSTACK_AGENT_LOST_SECONDS: '3' });
     await agent.kill();
     await waitFor(() => server.output().includes('was lost'), 20_000, 'the server to find the agent lost');
     disk.free();

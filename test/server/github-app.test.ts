@@ -7,10 +7,10 @@ import { startGithubSim, type GithubSim } from '../github-sim/start-github-sim.j
 import { userApi } from '../helpers/api.js';
 import { cli, FIXTURE_BIN, tempDir, waitFor, writeFiles } from '../helpers/cli.js';
 import { UNTRUSTED_ON_HOST } from '../../agent/runner-agent.js';
+import { workTree } from '../helpers/git-repo.js';
 import { headOnly } from '../helpers/raw-http.js';
 import { createToken, startAgent, startServer, type ServerProc } from '../helpers/server.js';
 
-const GIT_IDENTITY = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' };
 const OWNER = 'octo';
 const REPO = 'models';
 
@@ -26,26 +26,6 @@ interface SimComment {
   user: { login: string };
   issue_number: number;
   reactions_list: { content: string; user: string }[];
-}
-
-/** A git work tree with `files` committed on `main`; `commit` adds more on the branch checked out. */
-function workTree(files: Record<string, string>) {
-  const dir = tempDir('dstack-gh-work-');
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8', env: { ...process.env, ...GIT_IDENTITY } }).trim();
-  git('init', '--quiet', '-b', 'main');
-  writeFiles(dir, files);
-  git('add', '-A');
-  git('commit', '--quiet', '-m', 'first');
-  return {
-    dir,
-    git,
-    commit(more: Record<string, string>, message = 'more'): string {
-      writeFiles(dir, more);
-      git('add', '-A');
-      git('commit', '--quiet', '-m', message);
-      return git('rev-parse', 'HEAD');
-    },
-  };
 }
 
 const HELLO = [
@@ -83,7 +63,7 @@ afterEach(async () => {
 async function world(files: Record<string, string>, options: { agent?: boolean; agentPath?: string; agentArgs?: string[] } = {}): Promise<World> {
   const sim = await startGithubSim();
   sims.push(sim);
-  const tree = workTree(files);
+  const tree = workTree(files, 'dstack-gh-work-');
   const repo = await sim.createRepo({ owner: OWNER, name: REPO, path: tree.dir, private: true });
   const installation = await sim.createInstallation({ account: OWNER });
   const dataDir = tempDir('dstack-gh-server-');
@@ -123,7 +103,7 @@ async function pullRequest(w: World, branch: string, files: Record<string, strin
 
 /** A pull request to octo/models from stranger's fork, whose head changes marker.txt. */
 async function forkPull(w: World): Promise<{ pr: { number: number }; sha: string }> {
-  const fork = workTree(FILES);
+  const fork = workTree(FILES, 'dstack-gh-work-');
   fork.git('fetch', '--quiet', w.tree.dir, 'main');
   fork.git('reset', '--quiet', '--hard', 'FETCH_HEAD');
   fork.git('checkout', '--quiet', '-b', 'contrib');

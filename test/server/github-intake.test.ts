@@ -1,15 +1,14 @@
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
 import { startGithubSim, type GithubSim } from '../github-sim/start-github-sim.js';
 import { userApi } from '../helpers/api.js';
-import { tempDir, waitFor, writeFiles } from '../helpers/cli.js';
+import { tempDir, waitFor } from '../helpers/cli.js';
+import { workTree } from '../helpers/git-repo.js';
 import { createToken, startServer, type ServerProc } from '../helpers/server.js';
 
 // How the GitHub App takes in deliveries when someone tries to make it act twice, lose work, or
 // run a commit pushed after the comment that asked for it. Real dstack-app processes, the fake GitHub.
 
-const GIT_IDENTITY = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' };
 const OWNER = 'octo';
 const REPO = 'models';
 const FILES = { '.dstack/workflows.yaml': 'workflows:\n  - name: hello\n    provider: bash\n    commands:\n      - echo hello ${{ run.args }}\n', 'marker.txt': 'main\n' };
@@ -24,34 +23,17 @@ interface SimComment {
   user: { login: string };
 }
 
-/** A git work tree with FILES committed on `main`. */
-function workTree() {
-  const dir = tempDir('dstack-intake-work-');
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8', env: { ...process.env, ...GIT_IDENTITY } }).trim();
-  git('init', '--quiet', '-b', 'main');
-  writeFiles(dir, FILES);
-  git('add', '-A');
-  git('commit', '--quiet', '-m', 'first');
-  /** Commits `files`; `date` sets the commit's author and committer dates, as anyone pushing may. */
-  const commit = (files: Record<string, string>, date?: string) => {
-    writeFiles(dir, files);
-    git('add', '-A');
-    execFileSync('git', ['commit', '--quiet', '-m', 'more'], { cwd: dir, env: { ...process.env, ...GIT_IDENTITY, ...(date ? { GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date } : {}) } });
-    return git('rev-parse', 'HEAD');
-  };
-  return { dir, git, commit };
-}
-
 const sims: GithubSim[] = [];
 afterEach(async () => {
-  for (const sim of sims.splice(0)) await sim.close().catch(() => {});
+  // close() throws when a response or webhook broke GitHub's schema: that fails the test.
+  for (const sim of sims.splice(0)) await sim.close();
 });
 
 /** octo/models (public) with the app installed, and a real dstack-app for it (no agent: runs stay queued). */
 async function world() {
   const sim = await startGithubSim();
   sims.push(sim);
-  const tree = workTree();
+  const tree = workTree(FILES, 'dstack-intake-work-');
   await sim.createRepo({ owner: OWNER, name: REPO, path: tree.dir, private: false });
   await sim.createInstallation({ account: OWNER });
   const dataDir = tempDir('dstack-intake-server-');
@@ -84,7 +66,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** stranger/models, a fork of octo/models (public unless asked) with a branch `contrib`, and a pull request from it. */
 async function forkPull(w: Awaited<ReturnType<typeof world>>, options: { private?: boolean } = {}) {
-  const fork = workTree();
+  const fork = workTree(FILES, 'dstack-intake-work-');
   fork.git('fetch', '--quiet', w.tree.dir, 'main');
   fork.git('reset', '--quiet', '--hard', 'FETCH_HEAD');
   fork.git('checkout', '--quiet', '-b', 'contrib');
@@ -94,7 +76,7 @@ async function forkPull(w: Awaited<ReturnType<typeof world>>, options: { private
   expect(pr.head_sha).toBe(first);
   /** The fork's author pushes a new commit to the pull request's branch (dated `date`). */
   const push = async (date?: string) => {
-    const sha = fork.commit({ 'marker.txt': 'swapped after review\n' }, date);
+    const sha = fork.commit({ 'marker.txt': 'swapped after review\n' }, 'more', date);
     await w.sim.push({ owner: 'stranger', repo: REPO, path: fork.dir, refspecs: ['refs/heads/contrib:refs/heads/contrib'], user: 'stranger' });
     return sha;
   };
